@@ -1,0 +1,1 @@
+"""Guards: the stages of the pipeline, one module each."""

@@ -1,0 +1,55 @@
+"""The one extension contract: a guard has a name, the phases it runs in, and an async `inspect`.
+
+A guard reads the Exchange and never mutates it; it answers with a Verdict (allow, transform,
+block) carrying findings. A guard that can check a stream also hands out a per-stream inspector.
+Raising means the guard itself failed; the pipeline then applies its failure mode.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from proxy.model import Exchange, Phase, Verdict
+
+
+class StreamAction(StrEnum):
+    RELEASE = "release"  # everything fed so far may go to the client
+    HOLD = "hold"  # keep the tail back until more text arrives
+    BLOCK = "block"  # end the stream; `close()` says why
+
+
+@runtime_checkable
+class StreamInspector(Protocol):
+    def feed(self, delta: str) -> StreamAction: ...
+
+    def close(self) -> Verdict: ...
+
+
+@runtime_checkable
+class Guard(Protocol):
+    name: str
+    phases: frozenset[Phase]
+
+    async def inspect(self, exchange: Exchange, phase: Phase) -> Verdict: ...
+
+
+@runtime_checkable
+class StreamingGuard(Guard, Protocol):
+    def stream_inspector(self, exchange: Exchange) -> StreamInspector | None: ...
+
+
+@runtime_checkable
+class Lifecycle(Protocol):
+    """Optional: a guard with background work (e.g. hot reload) is started and closed by the app."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Readiness(Protocol):
+    """Optional: a guard that needs something loaded says whether it is ready, and why not."""
+
+    def ready(self) -> tuple[bool, str]: ...

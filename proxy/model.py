@@ -1,0 +1,263 @@
+"""The one data model every part of guardproxy speaks.
+
+A provider adapter turns wire JSON into a `Conversation` of trust-labelled `Segment`s; guards read
+an `Exchange` (one request's life) and answer with a `Verdict`; only the pipeline writes to the
+Exchange. Everything here is plain data: no I/O, no third-party types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Trust(StrEnum):
+    """Who authored a piece of text the model will read."""
+
+    TRUSTED = "trusted"  # operator instructions: system / developer messages
+    USER = "user"  # the end user's own words (and client-supplied history)
+    UNTRUSTED = "untrusted"  # retrieved: tool results, documents, marked spans
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    def escalate(self) -> Severity:
+        """One class up (an indirect finding with side effects reachable is escalated)."""
+        order = list(Severity)
+        return order[min(self.rank + 1, len(order) - 1)]
+
+
+_SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
+
+
+class Vector(StrEnum):
+    DIRECT = "direct"  # in a `user` segment
+    INDIRECT = "indirect"  # in an `untrusted` segment
+    OTHER = "other"  # in trusted text or model output
+
+
+class Phase(StrEnum):
+    INPUT = "input"
+    OUTPUT = "output"
+
+
+class Action(StrEnum):
+    """What the proxy did about an exchange, weakest first."""
+
+    ALLOW = "allow"
+    TAG = "tag"
+    SEGREGATE = "segregate"
+    BLOCK = "block"
+
+
+class VerdictKind(StrEnum):
+    ALLOW = "allow"
+    TRANSFORM = "transform"
+    BLOCK = "block"
+
+
+class StageStatus(StrEnum):
+    """How a stage ran, apart from what it decided: 'not scanned' never reads as 'passed'."""
+
+    OK = "ok"
+    SKIPPED = "skipped"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a segment's text came from."""
+
+    kind: str  # system | developer | user | assistant | tool_result | document | marked
+    source: str | None = None  # URL, file, tool name, document title
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a segment sits in the provider JSON, so a rewrite can be put back.
+
+    `path` addresses a string in the request body (e.g. ("messages", 3, "content")); several
+    segments share a path when `<untrusted>` markup splits one string, `part` orders them.
+    """
+
+    path: tuple[str | int, ...]
+    part: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    index: int
+    role: str
+    text: str
+    trust: Trust
+    provenance: Provenance
+    location: Location | None  # None for text a guard added (e.g. a segregation notice)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)  # the entry as the client sent it
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text as the model produced it
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A request, normalised: trust-labelled segments, tools offered, model, stream flag."""
+
+    provider: str  # "openai" | "anthropic"
+    model: str
+    stream: bool
+    segments: tuple[Segment, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)  # the body as received (never mutated)
+
+    def untrusted(self) -> tuple[Segment, ...]:
+        return tuple(s for s in self.segments if s.trust is Trust.UNTRUSTED)
+
+    def with_text(self, index: int, text: str) -> Conversation:
+        """A copy with one segment's text replaced (guards transform through copies)."""
+        segs = list(self.segments)
+        segs[index] = dataclasses.replace(segs[index], text=text)
+        return dataclasses.replace(self, segments=tuple(segs))
+
+    def with_tools(self, tools: tuple[ToolSpec, ...]) -> Conversation:
+        return dataclasses.replace(self, tools=tools)
+
+    def char_count(self) -> int:
+        return sum(len(s.text) for s in self.segments)
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """The model's answer, normalised (accumulated over a stream)."""
+
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+    response_id: str | None = None
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detector hit, explainable: which rule, where, how the text was decoded."""
+
+    rule_id: str
+    category: str
+    severity: Severity
+    vector: Vector
+    segment_index: int
+    span: tuple[int, int]  # character span in the segment's original text
+    excerpt: str
+    decoding: tuple[str, ...] = ("plain",)  # e.g. ("base64", "nfkc")
+    detector: str = "rules"
+    ruleset: str | None = None  # content hash of the rule set in force
+    provenance: Provenance | None = None
+    phase: Phase = Phase.INPUT
+    mode: str = "enforce"  # "shadow" findings are recorded but change nothing on the wire
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the proxy did, and why."""
+
+    stage: str
+    action: Action
+    severity: Severity | None = None
+    reasons: tuple[str, ...] = ()
+    tools_removed: tuple[str, ...] = ()
+    calls_blocked: tuple[str, ...] = ()
+    blast_radius: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A guard's answer. A transform carries the replacement conversation or output."""
+
+    kind: VerdictKind = VerdictKind.ALLOW
+    findings: tuple[Finding, ...] = ()
+    decision: Decision | None = None
+    conversation: Conversation | None = None
+    output: Output | None = None
+    # For a block: the HTTP status and OpenAI error type/code the client sees.
+    status_code: int = 400
+    error_type: str = "guardrail_violation"
+    error_code: str | None = None
+    message: str = ""
+
+    @staticmethod
+    def allow(*findings: Finding) -> Verdict:
+        return Verdict(VerdictKind.ALLOW, findings=findings)
+
+
+@dataclass(slots=True)
+class StageRecord:
+    """One stage's run over one phase of one exchange."""
+
+    name: str
+    phase: Phase
+    status: StageStatus
+    verdict: VerdictKind | None
+    duration_ms: float
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Timings:
+    """Milliseconds, split the way the latency runbook reads them."""
+
+    received: float = 0.0  # monotonic seconds at arrival
+    guard_in_ms: float = 0.0
+    queue_ms: float = 0.0
+    upstream_ms: float = 0.0
+    ttft_ms: float | None = None
+    guard_out_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request's life. Stages read it; only the pipeline and the app write it."""
+
+    request_id: str
+    conversation: Conversation
+    client: str = "default"
+    received_conversation: Conversation | None = None
+    findings: list[Finding] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    stages: list[StageRecord] = field(default_factory=list)
+    output: Output | None = None
+    upstream_status: int | None = None
+    timings: Timings = field(default_factory=Timings)
+    trace_id: str | None = None
+    evidence_id: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)  # per-request facts for later stages
+
+    def action(self) -> Action:
+        """The strongest action any decision took."""
+        order = list(Action)
+        return max((d.action for d in self.decisions), key=order.index, default=Action.ALLOW)

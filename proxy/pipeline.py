@@ -1,0 +1,112 @@
+"""Runs the ordered guards of one phase over an Exchange.
+
+This is the only writer of an Exchange's findings, decisions and stage records. Each guard runs
+under its own timeout; a guard that raises or times out gets its failure mode (closed blocks with
+503 guardrail_unavailable, open lets the request pass) and is always recorded as not scanned.
+The first block short-circuits: later guards are recorded as skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from proxy.guards.base import Guard
+from proxy.model import (
+    Decision,
+    Exchange,
+    Phase,
+    StageRecord,
+    StageStatus,
+    Verdict,
+    VerdictKind,
+    Action,
+)
+from proxy.settings import StageSettings
+
+log = logging.getLogger("guardproxy.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    guard: Guard
+    settings: StageSettings
+
+    @property
+    def name(self) -> str:
+        return self.guard.name
+
+
+class Pipeline:
+    """An explicit, ordered list of stages; reading it tells what happens to a request."""
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = tuple(stages)
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    async def run(self, exchange: Exchange, phase: Phase) -> Verdict:
+        """Run every stage of `phase`; return the block verdict if one blocked, else allow."""
+        blocked: Verdict | None = None
+        for stage in self.stages:
+            if phase not in stage.guard.phases:
+                continue
+            if blocked is not None or not stage.settings.enabled:
+                why = "disabled" if not stage.settings.enabled else "short-circuited by a block"
+                exchange.stages.append(
+                    StageRecord(stage.name, phase, StageStatus.SKIPPED, None, 0.0, why)
+                )
+                continue
+            verdict = await self._run_stage(stage, exchange, phase)
+            if verdict.kind is VerdictKind.BLOCK:
+                blocked = verdict
+        return blocked or Verdict()
+
+    async def _run_stage(self, stage: Stage, exchange: Exchange, phase: Phase) -> Verdict:
+        start = time.perf_counter()
+        status, detail = StageStatus.OK, ""
+        try:
+            verdict = await asyncio.wait_for(
+                stage.guard.inspect(exchange, phase), timeout=stage.settings.timeout_s
+            )
+        except TimeoutError:
+            status, detail = StageStatus.TIMEOUT, f"exceeded {stage.settings.timeout_s}s"
+            verdict = self._failure_verdict(stage, detail)
+        except Exception as exc:  # a guard's own failure, never a decision
+            log.exception("stage %s failed", stage.name)
+            status, detail = StageStatus.ERROR, f"{type(exc).__name__}: {exc}"
+            verdict = self._failure_verdict(stage, detail)
+        elapsed = (time.perf_counter() - start) * 1000
+        exchange.stages.append(StageRecord(stage.name, phase, status, verdict.kind, elapsed, detail))
+        self._apply(exchange, verdict, phase)
+        return verdict
+
+    @staticmethod
+    def _failure_verdict(stage: Stage, detail: str) -> Verdict:
+        if stage.settings.failure_mode == "open":
+            return Verdict()
+        reason = f"guard {stage.name!r} could not run ({detail}); it fails closed"
+        return Verdict(
+            VerdictKind.BLOCK,
+            decision=Decision(stage=stage.name, action=Action.BLOCK, reasons=(reason,)),
+            status_code=503,
+            error_type="guardrail_unavailable",
+            error_code="guardrail_unavailable",
+            message=reason,
+        )
+
+    @staticmethod
+    def _apply(exchange: Exchange, verdict: Verdict, phase: Phase) -> None:
+        exchange.findings.extend(verdict.findings)
+        if verdict.decision is not None:
+            exchange.decisions.append(verdict.decision)
+        if verdict.kind is not VerdictKind.TRANSFORM:
+            return
+        if phase is Phase.INPUT and verdict.conversation is not None:
+            exchange.conversation = verdict.conversation
+        if phase is Phase.OUTPUT and verdict.output is not None:
+            exchange.output = verdict.output
