@@ -6,6 +6,7 @@ disables and configures them.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -26,8 +27,19 @@ def _limits(settings: Settings, options: dict[str, Any]) -> Guard:
     )
 
 
+def _lazy(module: str) -> GuardFactory:
+    """A guard whose module exposes `build(settings, options)`; imported only when configured."""
+
+    def factory(settings: Settings, options: dict[str, Any]) -> Guard:
+        built: Guard = importlib.import_module(module).build(settings, options)
+        return built
+
+    return factory
+
+
 FACTORIES: dict[str, GuardFactory] = {
     "limits": _limits,
+    "injection": _lazy("proxy.guards.injection"),
 }
 
 
