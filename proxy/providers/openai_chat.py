@@ -189,3 +189,21 @@ def _write_tools(body: dict[str, Any], tools: tuple[ToolSpec, ...]) -> None:
         body.pop("tool_choice")
     elif isinstance(choice, dict) and (choice.get("function") or {}).get("name") not in names:
         body["tool_choice"] = "auto"
+
+
+def render_output(response: dict[str, Any], output: Output) -> dict[str, Any]:
+    """The response with the first choice's content and tool calls replaced by `output`'s."""
+    response = copy.deepcopy(response)
+    choice = (response.get("choices") or [{}])[0]
+    message = choice.setdefault("message", {"role": "assistant"})
+    message["content"] = output.text or None
+    if output.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in output.tool_calls
+        ]
+    else:
+        message.pop("tool_calls", None)
+    if output.finish_reason:
+        choice["finish_reason"] = output.finish_reason
+    return response

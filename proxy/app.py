@@ -1,0 +1,169 @@
+"""The FastAPI app: routes, start-up and shutdown, and the one error handler.
+
+`create_app(settings)` wires the pieces (upstream client, guard pipeline, relay); the routes only
+translate between HTTP and those pieces. Every response, errors included, carries
+`x-guardproxy-request-id`, and every error leaves in OpenAI's error shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from proxy import __version__
+from proxy.body import read_json
+from proxy.errors import GuardProxyError, InvalidRequest, NotFound
+from proxy.guards.base import Guard, Lifecycle, Readiness
+from proxy.guards.registry import build_pipeline
+from proxy.model import Exchange, Timings
+from proxy.providers import openai_chat
+from proxy.relay import ChatRelay, Observer
+from proxy.settings import Settings
+from proxy.upstream import Upstream, relay_headers
+
+log = logging.getLogger("guardproxy.app")
+REQUEST_ID_HEADER = "x-guardproxy-request-id"
+
+
+class RequestIdMiddleware:
+    """Pure ASGI (no per-request task overhead): mints the id and stamps it on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = "req_" + secrets.token_hex(12)
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == header[0] for name, _ in headers):
+                    headers.append(header)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    extra_guards: dict[str, Guard] | None = None,
+    observers: Sequence[Observer] = (),
+) -> FastAPI:
+    pipeline = build_pipeline(settings, extra_guards)
+    guards = [stage.guard for stage in pipeline.stages]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        upstream = Upstream(settings)
+        app.state.upstream = upstream
+        app.state.relay = ChatRelay(pipeline, upstream, observers)
+        for guard in guards:
+            if isinstance(guard, Lifecycle):
+                await guard.start()
+        log.info("guardproxy %s forwarding to %s; stages: %s",
+                 __version__, settings.upstream_url, ", ".join(pipeline.names()))
+        try:
+            yield
+        finally:
+            for guard in guards:
+                if isinstance(guard, Lifecycle):
+                    await guard.close()
+            await upstream.aclose()
+
+    app = FastAPI(title="guardproxy", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.pipeline = pipeline
+    _add_error_handlers(app)
+    _add_routes(app, settings, guards)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard]) -> None:
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        received = time.perf_counter()
+        raw, body = await read_json(
+            request, max_bytes=settings.max_body_bytes, timeout_s=settings.timeouts.client_body_s
+        )
+        conversation = openai_chat.parse(body)
+        exchange = Exchange(
+            request_id=request.state.request_id,
+            conversation=conversation,
+            received_conversation=conversation,
+            timings=Timings(received=received),
+        )
+        relay: ChatRelay = request.app.state.relay
+        return await relay.handle(exchange, dict(request.headers), raw)
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Response:
+        upstream: Upstream = request.app.state.upstream
+        response = await upstream.send("GET", "/models", headers=upstream.headers(request.headers, has_body=False))
+        try:
+            data = await response.aread()
+        finally:
+            await response.aclose()
+        return Response(data, status_code=response.status_code, headers=relay_headers(response.headers))
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        upstream: Upstream = request.app.state.upstream
+        checks: dict[str, dict[str, Any]] = {}
+        ok, detail = await upstream.probe()
+        checks["upstream"] = {"ok": ok, "detail": detail}
+        for guard in guards:
+            if isinstance(guard, Readiness):
+                g_ok, g_detail = guard.ready()
+                checks[guard.name] = {"ok": g_ok, "detail": g_detail}
+        ready = all(c["ok"] for c in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GuardProxyError)
+    async def on_guardproxy_error(request: Request, exc: GuardProxyError) -> JSONResponse:
+        return _error_response(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            error: GuardProxyError = NotFound(f"no route for {request.method} {request.url.path}")
+        else:
+            error = InvalidRequest(str(exc.detail), status_code=exc.status_code, code="http_error")
+        return _error_response(request, error)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return _error_response(request, GuardProxyError("internal error in guardproxy"))
+
+
+def _error_response(request: Request, exc: GuardProxyError) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    headers = dict(exc.headers)
+    if request_id:
+        # Set here too: a 500 leaves through Starlette's outermost layer, past our middleware.
+        headers[REQUEST_ID_HEADER] = request_id
+    return JSONResponse(exc.body(request_id), status_code=exc.status_code, headers=headers)

@@ -1,0 +1,95 @@
+"""The `guardproxy` command: serve, simulate, demo, and the rule tooling under `rules`.
+
+A flag wins over the environment, which wins over the config file. Errors in settings are
+printed as one precise line and exit 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from proxy.errors import ConfigError
+from proxy.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="guardproxy: a guardrail reverse proxy for OpenAI/Anthropic LLM traffic.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML settings file.", exists=True, dir_okay=False)
+]
+
+
+def _settings(config: Path | None, **flags: object) -> Settings:
+    try:
+        return load_settings(config, **flags)
+    except ConfigError as exc:
+        typer.echo(f"guardproxy: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+    upstream: Annotated[str | None, typer.Option(help="Upstream base URL, e.g. https://api.openai.com/v1.")] = None,
+) -> None:
+    """Run the proxy."""
+    from proxy import serving
+
+    settings = _settings(config, host=host, port=port, upstream_url=upstream)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        serving.run(settings)
+    except ConfigError as exc:
+        typer.echo(f"guardproxy: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def simulate(
+    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Listen port.")] = 9100,
+    ttft_ms: Annotated[float, typer.Option(help="Delay before the first token.")] = 0.0,
+    token_ms: Annotated[float, typer.Option(help="Delay between streamed tokens.")] = 0.0,
+) -> None:
+    """Run the obedient simulated upstream (OpenAI-compatible)."""
+    from proxy.simulator import SimConfig, serve as serve_sim
+
+    typer.echo(f"simulated upstream on http://{host}:{port}/v1")
+    try:
+        asyncio.run(serve_sim(host, port, SimConfig(ttft_ms=ttft_ms, token_ms=token_ms)))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def demo() -> None:
+    """Start the simulator and the proxy on free loopback ports and run a scripted conversation."""
+    from proxy.demo import run_demo
+
+    raise typer.Exit(run_demo())
+
+
+def _mount_optional() -> None:
+    """Subcommand groups that live with their feature (rule tooling lives in proxy.rules)."""
+    try:
+        from proxy.rules.cli import app as rules_app
+    except ImportError:
+        return
+    app.add_typer(rules_app, name="rules", help="Lint, test, explain and evaluate detection rules.")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    app()
