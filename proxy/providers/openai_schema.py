@@ -82,7 +82,7 @@ def _check_roles(messages: list[dict[str, Any]]) -> None:
     for i, m in enumerate(messages):
         if m["role"] == "tool" and not m.get("tool_call_id"):
             raise InvalidRequest(
-                f"messages[{i}]: a tool message needs tool_call_id",
+                f"messages.{i}.tool_call_id: a tool message needs tool_call_id",
                 param=f"messages.{i}.tool_call_id",
                 code="missing_field",
             )

@@ -1,0 +1,32 @@
+# guardproxy: slim runtime image, non-root, no secrets baked in (pass GUARDPROXY_UPSTREAM_API_KEY at run time).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    GUARDPROXY_HOST=0.0.0.0 \
+    GUARDPROXY_PORT=8080 \
+    GUARDPROXY_RULES_DIR=/app/rules \
+    GUARDPROXY_EVIDENCE_DIR=/var/lib/guardproxy/evidence
+
+WORKDIR /app
+
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
+
+COPY pyproject.toml README.md ./
+COPY proxy ./proxy
+COPY rules ./rules
+RUN pip install --no-cache-dir --no-deps . \
+    && useradd --system --uid 10001 --home-dir /var/lib/guardproxy --create-home guardproxy \
+    && mkdir -p /var/lib/guardproxy/evidence \
+    && chown -R guardproxy /var/lib/guardproxy
+
+USER 10001
+EXPOSE 8080
+
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"]
+
+ENTRYPOINT ["guardproxy", "serve"]

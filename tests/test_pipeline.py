@@ -1,0 +1,81 @@
+"""The pipeline: order, transforms, blocks, short-circuit, timeouts and failure modes."""
+
+from __future__ import annotations
+
+from fakes import FakeGuard
+
+from proxy.model import Exchange, Phase, StageStatus, VerdictKind
+from proxy.pipeline import Pipeline, Stage
+from proxy.providers import openai_chat
+from proxy.settings import StageSettings
+
+
+def exchange() -> Exchange:
+    conv = openai_chat.parse({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    return Exchange(request_id="r", conversation=conv)
+
+
+def pipe(*guards: FakeGuard, **settings: object) -> Pipeline:
+    return Pipeline([Stage(g, StageSettings(name=g.name, **settings)) for g in guards])  # type: ignore[arg-type]
+
+
+async def test_allow_runs_every_stage_in_order() -> None:
+    a, b = FakeGuard("a"), FakeGuard("b")
+    ex = exchange()
+    verdict = await pipe(a, b).run(ex, Phase.INPUT)
+    assert verdict.kind is VerdictKind.ALLOW
+    assert [(r.name, r.status) for r in ex.stages] == [("a", StageStatus.OK), ("b", StageStatus.OK)]
+
+
+async def test_transform_is_applied_and_seen_by_the_next_stage() -> None:
+    ex = exchange()
+    await pipe(FakeGuard("t", "transform", replacement="new")).run(ex, Phase.INPUT)
+    assert ex.conversation.segments[-1].text == "new"
+    assert ex.received_conversation is None or ex.received_conversation.segments[-1].text == "hi"
+
+
+async def test_block_short_circuits_and_later_stages_read_skipped() -> None:
+    blocker, after = FakeGuard("blocker", "block"), FakeGuard("after")
+    ex = exchange()
+    verdict = await pipe(blocker, after).run(ex, Phase.INPUT)
+    assert verdict.kind is VerdictKind.BLOCK and verdict.error_code == "fake_block"
+    assert after.calls == []
+    assert [r.status for r in ex.stages] == [StageStatus.OK, StageStatus.SKIPPED]
+    assert ex.findings and ex.decisions[0].action.value == "block"
+
+
+async def test_raising_guard_fails_closed_by_default() -> None:
+    ex = exchange()
+    verdict = await pipe(FakeGuard("boom", "raise")).run(ex, Phase.INPUT)
+    assert verdict.kind is VerdictKind.BLOCK
+    assert (verdict.status_code, verdict.error_type) == (503, "guardrail_unavailable")
+    assert ex.stages[0].status is StageStatus.ERROR and "exploded" in ex.stages[0].detail
+
+
+async def test_fail_open_passes_but_records_not_scanned() -> None:
+    ex = exchange()
+    verdict = await pipe(FakeGuard("boom", "raise"), failure_mode="open").run(ex, Phase.INPUT)
+    assert verdict.kind is VerdictKind.ALLOW
+    assert ex.stages[0].status is StageStatus.ERROR
+
+
+async def test_timeout_is_its_own_status() -> None:
+    ex = exchange()
+    verdict = await pipe(FakeGuard("slow", sleep_s=1.0), timeout_s=0.05).run(ex, Phase.INPUT)
+    assert verdict.kind is VerdictKind.BLOCK and verdict.status_code == 503
+    assert ex.stages[0].status is StageStatus.TIMEOUT
+
+
+async def test_disabled_stage_is_skipped_not_passed() -> None:
+    g = FakeGuard("off", "block")
+    ex = exchange()
+    verdict = await pipe(g, enabled=False).run(ex, Phase.INPUT)
+    assert verdict.kind is VerdictKind.ALLOW and g.calls == []
+    assert ex.stages[0].status is StageStatus.SKIPPED and ex.stages[0].detail == "disabled"
+
+
+async def test_guard_runs_only_in_its_phases() -> None:
+    g = FakeGuard("in")
+    ex = exchange()
+    await pipe(g).run(ex, Phase.OUTPUT)
+    assert g.calls == [] and ex.stages == []
