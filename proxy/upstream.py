@@ -118,12 +118,13 @@ def translate(exc: BaseException) -> UpstreamError:
     the connection becomes ConnectTimeout), so the original cause decides where it is known.
     """
     cause = exc.__cause__ or exc
+    if isinstance(cause, aiohttp.ClientConnectorError) or isinstance(exc, httpx.ConnectError):
+        return UpstreamError("upstream unreachable: connection refused or failed", code="upstream_unreachable")
+    # ClientConnectorError is itself a ClientOSError: it must be tested first.
     if isinstance(cause, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
         return UpstreamError("upstream closed the connection before answering", code="upstream_reset")
     if isinstance(cause, aiohttp.ClientPayloadError):
         return UpstreamError("upstream response was cut off mid-body", code="upstream_truncated")
-    if isinstance(cause, aiohttp.ClientConnectorError) or isinstance(exc, httpx.ConnectError):
-        return UpstreamError("upstream unreachable: connection refused or failed", code="upstream_unreachable")
     if isinstance(cause, TimeoutError | aiohttp.ServerTimeoutError) or isinstance(
         exc, httpx.TimeoutException
     ):
