@@ -205,11 +205,10 @@ def _parse_call(text: str, pos: int, tool_names: frozenset[str]) -> tuple[Call, 
     space = _SPACE.match(text, pos)
     if space is None:
         return None
-    named = _tool_name(text, space.end(), tool_names)
-    if named is None:
-        # "the" is optional, but a tool could itself be called "the": try the literal word first.
-        the = _THE.match(text, space.end())
-        named = _tool_name(text, the.end(), tool_names) if the else None
+    # "the" is optional; only when no offered tool follows it can it be a tool's own name.
+    the = _THE.match(text, space.end())
+    named = _tool_name(text, the.end(), tool_names) if the else None
+    named = named or _tool_name(text, space.end(), tool_names)
     if named is None:
         return None
     name, pos = named
