@@ -7,6 +7,7 @@ printed as one precise line and exit 2, never as a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -62,13 +63,12 @@ def simulate(
     token_ms: Annotated[float, typer.Option(help="Delay between streamed tokens.")] = 0.0,
 ) -> None:
     """Run the obedient simulated upstream (OpenAI-compatible)."""
-    from proxy.simulator import SimConfig, serve as serve_sim
+    from proxy.simulator import SimConfig
+    from proxy.simulator import serve as serve_sim
 
     typer.echo(f"simulated upstream on http://{host}:{port}/v1")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_sim(host, port, SimConfig(ttft_ms=ttft_ms, token_ms=token_ms)))
-    except KeyboardInterrupt:
-        pass
 
 
 @app.command()

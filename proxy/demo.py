@@ -18,7 +18,7 @@ from proxy import serving
 from proxy.settings import load_settings
 from proxy.simulator import start_in_thread as start_simulator
 
-TOOLS = [
+TOOLS: list[Any] = [
     {"type": "function", "function": {"name": "read_inbox", "description": "Read the user's inbox.",
                                       "parameters": {"type": "object", "properties": {}}}},
     {"type": "function", "function": {"name": "send_email", "description": "Send an email.",

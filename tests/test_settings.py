@@ -42,7 +42,7 @@ def test_unknown_key_is_an_error_naming_it(tmp_path: Path) -> None:
 
 
 def test_bad_value_names_the_field(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="timeouts.read_s"):
+    with pytest.raises(ConfigError, match=r"timeouts\.read_s"):
         load_settings(write(tmp_path, "timeouts:\n  read_s: -1\n"))
     with pytest.raises(ConfigError, match="upstream_url"):
         load_settings(write(tmp_path, "upstream_url: ftp://x\n"))

@@ -48,7 +48,7 @@ def test_wrong_type_names_the_field(client: openai.OpenAI) -> None:
 
 
 def test_unknown_role_is_400(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError, match="messages.0.role"):
+    with pytest.raises(openai.BadRequestError, match=r"messages\.0\.role"):
         client.chat.completions.create(model="sim-gpt", messages=[{"role": "wizard", "content": "x"}])  # type: ignore[misc,list-item]
 
 
