@@ -43,13 +43,9 @@ class SimConfig:
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if self.fault is not None and self.fault not in FAULTS:
-            raise ValueError(
-                f"fault must be null or one of {', '.join(FAULTS)}; got {self.fault!r}"
-            )
+            raise ValueError(f"fault must be null or one of {', '.join(FAULTS)}; got {self.fault!r}")
         count = self.fault_count
-        if count is not None and (
-            isinstance(count, bool) or not isinstance(count, int) or count < 0
-        ):
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
             raise ValueError(f"fault_count must be null or an integer >= 0, got {count!r}")
         if self.require_key is not None and not isinstance(self.require_key, str):
             raise ValueError(f"require_key must be null or a string, got {self.require_key!r}")
@@ -59,9 +55,7 @@ class SimConfig:
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
-            raise ValueError(
-                f"unknown config field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+            raise ValueError(f"unknown config field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return dataclasses.replace(self, **changes)
 
 

@@ -35,9 +35,7 @@ async def early_fault(
     if fault == "500":
         return error(500, "Simulated server error (fault 500).", "server_error", None)
     if fault == "429":
-        response = error(
-            429, "Simulated rate limit (fault 429).", "rate_limit_error", "rate_limit_exceeded"
-        )
+        response = error(429, "Simulated rate limit (fault 429).", "rate_limit_error", "rate_limit_exceeded")
         response.headers["Retry-After"] = "1"
         return response
     if fault == "stall":
@@ -64,9 +62,7 @@ def reset_connection(request: web.Request) -> None:
     transport.abort()
 
 
-async def send_body(
-    request: web.Request, body: bytes, config: SimConfig, fault: str | None
-) -> web.StreamResponse:
+async def send_body(request: web.Request, body: bytes, config: SimConfig, fault: str | None) -> web.StreamResponse:
     """Send a whole JSON body; "truncate"/"stall_mid" cut it after half its bytes."""
     if fault not in MID_FAULTS:
         return web.Response(body=body, content_type="application/json")
@@ -88,9 +84,7 @@ async def send_events(
     request: web.Request, events: list[bytes], config: SimConfig, fault: str | None
 ) -> web.StreamResponse:
     """Stream SSE events one write each, `token_ms` apart; "truncate"/"stall_mid" strike halfway."""
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    )
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     cut = len(events) // 2 if fault in MID_FAULTS else -1
     for index, event in enumerate(events):

@@ -24,9 +24,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/models", list_models)
 
 
-def error_response(
-    status: int, message: str, type_: str, code: str | None, param: str | None = None
-) -> web.Response:
+def error_response(status: int, message: str, type_: str, code: str | None, param: str | None = None) -> web.Response:
     """An error in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     return web.json_response(body, status=status)
@@ -34,8 +32,7 @@ def error_response(
 
 async def list_models(request: web.Request) -> web.Response:
     data = [
-        {"id": m, "object": "model", "created": replies.CREATED, "owned_by": "guardproxy-simulator"}
-        for m in MODELS
+        {"id": m, "object": "model", "created": replies.CREATED, "owned_by": "guardproxy-simulator"} for m in MODELS
     ]
     return web.json_response({"object": "list", "data": data})
 
@@ -46,9 +43,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     config = state.record(body, {name.lower(): value for name, value in request.headers.items()})
     await faults.sleep_ms(config.ttft_ms)
     if not authorized(request.headers.get("Authorization"), config.require_key):
-        return error_response(
-            401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
-        )
+        return error_response(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
     problem = check_request(body)
     if problem is not None:
         message, param = problem
@@ -105,9 +100,7 @@ def include_usage(body: dict[str, Any]) -> bool:
 
 
 def sse_event(chunk: dict[str, Any]) -> bytes:
-    return (
-        b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
-    )
+    return b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
 
 # --- Reading a request: OpenAI body -> Transcript ----------------------------------------------
@@ -116,9 +109,7 @@ def sse_event(chunk: dict[str, Any]) -> bytes:
 def read_transcript(body: dict[str, Any]) -> Transcript:
     """The grammar's view of a chat completions body; malformed parts are skipped, never fatal."""
     messages = body.get("messages")
-    turns = tuple(
-        _turn(m) for m in (messages if isinstance(messages, list) else []) if isinstance(m, dict)
-    )
+    turns = tuple(_turn(m) for m in (messages if isinstance(messages, list) else []) if isinstance(m, dict))
     return Transcript(
         turns=turns,
         tool_names=_tool_names(body.get("tools")),
@@ -133,9 +124,7 @@ def message_text(content: Any) -> str:
     if not isinstance(content, list):
         return ""
     parts = [
-        p["text"]
-        for p in content
-        if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+        p["text"] for p in content if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
     ]
     return "\n".join(parts)
 

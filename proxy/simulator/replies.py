@@ -66,9 +66,7 @@ def prompt_tokens(transcript: Transcript) -> int:
     return math.ceil(sum(len(turn.text) for turn in transcript.turns) / 4)
 
 
-def build_reply(
-    body: Any, transcript: Transcript, decision: Decision, prefix: str = "chatcmpl-sim-"
-) -> Reply:
+def build_reply(body: Any, transcript: Transcript, decision: Decision, prefix: str = "chatcmpl-sim-") -> Reply:
     """The reply for `decision`, with ids derived from the request `body`."""
     rid = reply_id(body, prefix)
     calls = tuple(
@@ -116,9 +114,7 @@ def chat_completion(reply: Reply, model: str) -> dict[str, Any]:
         "object": "chat.completion",
         "created": CREATED,
         "model": model,
-        "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}
-        ],
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}],
         "usage": usage(reply),
     }
 
@@ -159,9 +155,7 @@ def _tool_deltas(reply: Reply) -> list[dict[str, Any]]:
     return deltas
 
 
-def _chunk(
-    reply: Reply, model: str, delta: dict[str, Any], finish: str | None, include_usage: bool
-) -> dict[str, Any]:
+def _chunk(reply: Reply, model: str, delta: dict[str, Any], finish: str | None, include_usage: bool) -> dict[str, Any]:
     chunk: dict[str, Any] = {
         "id": reply.id,
         "object": "chat.completion.chunk",

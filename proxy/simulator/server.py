@@ -128,9 +128,7 @@ class SimulatorHandle:
         self.stop()
 
 
-def start_in_thread(
-    host: str = "127.0.0.1", port: int = 0, config: SimConfig | None = None
-) -> SimulatorHandle:
+def start_in_thread(host: str = "127.0.0.1", port: int = 0, config: SimConfig | None = None) -> SimulatorHandle:
     """Start a simulator in a daemon thread; returns once it listens (port 0 picks a free port)."""
     state = SimState(config or SimConfig())
     loop = asyncio.new_event_loop()

@@ -26,9 +26,7 @@ from proxy.simulator.config import SimState
         ({"latency": 3}, "unknown config field(s): latency"),
     ],
 )
-def test_bad_changes_are_refused_with_a_message_naming_the_field(
-    changes: dict[str, Any], message: str
-) -> None:
+def test_bad_changes_are_refused_with_a_message_naming_the_field(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         SimConfig().updated(changes)
 

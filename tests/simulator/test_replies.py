@@ -34,9 +34,7 @@ TRANSCRIPT = Transcript(turns=(Turn("user", "hi"),))
         ("", ()),
     ],
 )
-def test_tokens_are_words_with_their_trailing_space_and_join_back(
-    text: str, tokens: tuple[str, ...]
-) -> None:
+def test_tokens_are_words_with_their_trailing_space_and_join_back(text: str, tokens: tuple[str, ...]) -> None:
     assert split_tokens(text) == tokens
     assert "".join(split_tokens(text)) == text
 
