@@ -13,8 +13,9 @@ Instruction forms (keywords case-insensitive, found anywhere in a text)
     1. Tool call: ``(call|invoke|use) [the] TOOL [tool|function] [with ARGS]``.
        TOOL is a run of letters, digits and ``_ - . :`` that is exactly (case-sensitive) the
        name of a tool offered in the request's ``tools`` (``tools[i].function.name``); a trailing
-       ``.`` or ``:`` is ignored, so a tool named at the end of a sentence still counts. A word
-       that is not an offered tool name is not an instruction. ARGS is either
+       ``.`` or ``:`` is ignored, so a tool named at the end of a sentence still counts. ``the``
+       is read as the article when an offered tool follows it. A word that is not an offered
+       tool name is not an instruction. ARGS is either
          - a JSON object ``{...}`` (read with ``json.JSONDecoder().raw_decode`` at that
            position; invalid JSON or a non-object gives ``{}``), or
          - ``KEY=VALUE`` pairs (spaces around ``=`` allowed) separated by commas and/or the word
