@@ -1,0 +1,151 @@
+"""`guardproxy rules ...`: lint, test, explain and evaluate detection rules from a terminal.
+
+A `typer.Typer()` named `app`; the main CLI mounts it as `rules`. Every command takes the rules
+directory to use, so a candidate set can be checked before it is dropped into the live one.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from proxy.errors import ConfigError
+from proxy.model import Trust
+from proxy.rules.checks import lint as lint_dir
+from proxy.rules.checks import run_examples
+from proxy.rules.evaluate import WORST, Report, evaluate, read_corpus
+from proxy.rules.store import Live, RuleStore
+from proxy.rules.schema import DEFAULT_RULES_DIR
+
+app = typer.Typer(help="Lint, test, explain and evaluate detection rules.", no_args_is_help=True)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+RulesPath = typer.Argument(DEFAULT_RULES_DIR, help="rules directory", show_default=False)
+RulesOption = typer.Option(DEFAULT_RULES_DIR, "--rules", help="rules directory", show_default=False)
+
+
+class TrustChoice(StrEnum):
+    user = "user"
+    untrusted = "untrusted"
+    trusted = "trusted"
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _live(path: Path) -> Live:
+    store = RuleStore(path)
+    try:
+        store.load()
+    except ConfigError as exc:
+        err.print(f"[red]error[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    return store.live
+
+
+@app.command()
+def lint(path: Path = RulesPath, strict: bool = typer.Option(False, help="warnings fail too")) -> None:
+    """Schema, duplicate ids, patterns that compile under RE2, unsafe constructs, expiries."""
+    ruleset, problems = lint_dir(path)
+    for p in problems:
+        colour = "red" if p.level == "error" else "yellow"
+        out.print(f"[{colour}]{p.level}[/{colour}] {p.where}: {p.message}")
+    errors = sum(p.level == "error" for p in problems)
+    warnings = len(problems) - errors
+    if ruleset is not None:
+        out.print(f"{len(ruleset.rules)} rules, {len(ruleset.suppressions)} suppressions, "
+                  f"set {ruleset.digest}: {errors} errors, {warnings} warnings")
+    if errors or (strict and warnings):
+        raise typer.Exit(1)
+
+
+@app.command()
+def test(path: Path = RulesPath) -> None:
+    """Run every rule's inline `match` / `no_match` examples through the engine."""
+    live = _live(path)
+    results = run_examples(live.engine)
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        want = "should match" if r.expect_match else "should not match"
+        out.print(f"[red]FAIL[/red] {r.where} {r.rule_id} ({r.trust}) {want}: {r.text!r}"
+                  f" -> fired {list(r.fired)}")
+    out.print(f"{len(results) - len(failed)}/{len(results)} examples pass ({live.ruleset.digest})")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def explain(
+    text: str,
+    trust: TrustChoice = typer.Option(TrustChoice.user, help="trust the text is read at"),
+    rules: Path = RulesOption,
+    signals: bool = typer.Option(False, help="also show signal-only rules"),
+) -> None:
+    """Every rule that fires on TEXT, with spans, the matched text and how it was decoded."""
+    live = _live(rules)
+    hits = live.engine.scan(text, Trust(trust.value), include_signals=signals)
+    if not hits:
+        out.print(f"no rule fires ({live.ruleset.digest}, trust {trust.value})")
+        return
+    table = Table(title=f"{len(hits)} hit(s), rule set {live.ruleset.digest}, trust {trust.value}")
+    for column in ("rule", "severity", "mode", "span", "matched", "decoding", "sentence"):
+        table.add_column(column, overflow="fold")
+    for h in hits:
+        mode = h.rule.mode if h.rule.emit else "signal"
+        table.add_row(h.rule.id, str(h.rule.severity), mode, f"{h.start}:{h.end}",
+                      text[h.start : h.end][:80], "+".join(h.decoding), h.excerpt)
+    out.print(table)
+
+
+@app.command("eval")
+def eval_(
+    corpus: Path = typer.Option(..., "--corpus", help="JSONL: text, label, vector"),
+    rules: Path = RulesOption,
+    fmt: Format = typer.Option(Format.table, "--format"),
+) -> None:
+    """Precision, recall and FPR overall and per vector; per-rule hits; worst mistakes."""
+    live = _live(rules)
+    try:
+        samples = list(read_corpus(corpus))
+    except ConfigError as exc:
+        err.print(f"[red]error[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task("eval", total=len(samples))
+        report = evaluate(live, samples, lambda: bar.advance(task))
+    if fmt is Format.json:
+        typer.echo(json.dumps({"ruleset": live.ruleset.digest, **report.as_dict()}, indent=2))
+        return
+    _print_report(report, live.ruleset.digest)
+
+
+def _print_report(report: Report, digest: str) -> None:
+    data = report.as_dict()
+    table = Table(title=f"rule set {digest}")
+    for column in ("scope", "tp", "fp", "tn", "fn", "precision", "recall", "fpr"):
+        table.add_column(column, justify="right" if column != "scope" else "left")
+    rows = [("overall", data["overall"])] + list(data["by_vector"].items())
+    for name, m in rows:
+        table.add_row(name, *(str(m[k]) for k in ("tp", "fp", "tn", "fn", "precision", "recall", "fpr")))
+    out.print(table)
+    per_rule = Table(title="per rule (samples hit)")
+    for column in ("rule", "hits", "tp", "fp"):
+        per_rule.add_column(column)
+    for rule_id, s in sorted(data["rules"].items(), key=lambda kv: -kv[1]["hits"]):
+        per_rule.add_row(rule_id, str(s["hits"]), str(s["tp"]), str(s["fp"]))
+    out.print(per_rule)
+    for title, misses in (("worst false positives", data["worst_false_positives"]),
+                          (f"false negatives (first {WORST})", data["worst_false_negatives"])):
+        out.print(f"[bold]{title}[/bold]")
+        for m in misses:
+            out.print(f"  {m['id']} [{m['vector']}] {','.join(m['rules']) or '-'}: {m['excerpt']!r}")

@@ -1,0 +1,204 @@
+"""The pure rule engine: compiles a RuleSet into one RE2 set per trust level and scans text.
+
+RE2 guarantees linear-time matching, so neither a hostile rule nor a hostile input can stall
+a scan. A scan matches the normalised view, the de-obfuscated view when there is one, and every
+bounded decoding of encoded runs; each hit carries its span in the original text, the decoding
+path, and the sentence it sits in. Composite (`score`) rules sum the weights of distinct signal
+rules that fire within one window of the text, so one injected sentence in a long page counts
+as much as it would alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import re2
+
+from proxy.model import Trust
+from proxy.rules.decode import Limits, find_encoded
+from proxy.rules.normalise import View, deobfuscate, normalise
+from proxy.rules.sentences import Sentences
+from proxy.rules.spec import Rule, RuleSet
+
+MAX_SPANS_PER_RULE = 8
+# Window for composite scores in retrieved text; a user's own prompt is scored as a whole.
+UNTRUSTED_WINDOW_CHARS = 800
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    rule: Rule
+    start: int  # span in the original text
+    end: int
+    decoding: tuple[str, ...]
+    excerpt: str = ""
+    sentence: tuple[int, int] = (0, 0)
+
+
+def _options() -> Any:
+    options = re2.Options()
+    options.case_sensitive = False
+    options.max_mem = 64 << 20
+    return options
+
+
+class _Compiled:
+    """The patterns of the rules applying to one trust level, as one RE2 set."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        options = _options()
+        self.owners: list[Rule] = []
+        self.patterns: list[Any] = []
+        self.set: Any = re2.Set.SearchSet(options)
+        for rule in rules:
+            for pattern in rule.patterns:
+                self.set.Add(pattern)
+                self.owners.append(rule)
+                self.patterns.append(re2.compile(pattern, options))
+        self.set.Compile()
+
+    def match(self, view: View) -> list[tuple[Rule, int, int]]:
+        """(rule, start, end) in the view's text for every matching pattern."""
+        if not self.owners:
+            return []
+        out: list[tuple[Rule, int, int]] = []
+        for index in self.set.Match(view.text) or ():
+            rule = self.owners[index]
+            for n, m in enumerate(self.patterns[index].finditer(view.text)):
+                if n >= MAX_SPANS_PER_RULE:
+                    break
+                out.append((rule, m.start(), m.end()))
+        return out
+
+
+class Engine:
+    """Compiled once per rule set; `scan` is pure and safe to call from any thread."""
+
+    def __init__(self, ruleset: RuleSet, limits: Limits | None = None) -> None:
+        self.ruleset = ruleset
+        self.limits = limits or Limits()
+        self._by_trust = {
+            trust: _Compiled([r for r in ruleset.rules if trust in r.applies_to and r.patterns])
+            for trust in Trust
+        }
+        self._composites = {
+            trust: [r for r in ruleset.rules if trust in r.applies_to and r.score]
+            for trust in Trust
+        }
+
+    def applies(self, trust: Trust) -> bool:
+        return bool(self._by_trust[trust].owners)
+
+    def scan(self, text: str, trust: Trust, *, include_signals: bool = False) -> list[Hit]:
+        """Every emitted hit for `text` read at `trust`, composites included, in span order.
+
+        `include_signals` also returns hits of signal-only rules (`emit: false`): for tooling.
+        """
+        compiled = self._by_trust[trust]
+        if not compiled.owners or not text:
+            return []
+        raw: list[tuple[Rule, int, int, tuple[str, ...]]] = []
+        self._scan_views(compiled, text, None, (), raw)
+        self._scan_decoded(compiled, text, None, (), 1, [self.limits.max_total_bytes], raw)
+        sentences = Sentences(text)
+        hits = _dedupe(raw)
+        hits += self._score(hits, trust, len(text))
+        return sorted(
+            (
+                Hit(r, s, e, d, sentences.excerpt(s, e), sentences.around(s, e))
+                for r, s, e, d in hits
+                if r.emit or include_signals
+            ),
+            key=lambda h: (h.start, h.rule.id),
+        )
+
+    def _scan_views(
+        self,
+        compiled: _Compiled,
+        text: str,
+        outer: tuple[int, int] | None,
+        path: tuple[str, ...],
+        out: list[tuple[Rule, int, int, tuple[str, ...]]],
+    ) -> None:
+        view = normalise(text)
+        views = [view]
+        alt = deobfuscate(view)
+        if alt is not None:
+            views.append(alt)
+        for v in views:
+            for rule, start, end in compiled.match(v):
+                span = outer or v.to_original(start, end)
+                decoding = tuple(t for t in (*path, *v.decoding(start, end)) if t != "plain")
+                out.append((rule, span[0], span[1], decoding or ("plain",)))
+
+    def _scan_decoded(
+        self,
+        compiled: _Compiled,
+        text: str,
+        outer: tuple[int, int] | None,
+        path: tuple[str, ...],
+        depth: int,
+        budget: list[int],
+        out: list[tuple[Rule, int, int, tuple[str, ...]]],
+    ) -> None:
+        if depth > self.limits.max_depth:
+            return
+        for found in find_encoded(text, self.limits, budget):
+            span = outer or (found.start, found.end)
+            inner = (*path, found.kind)
+            self._scan_views(compiled, found.text, span, inner, out)
+            self._scan_decoded(compiled, found.text, span, inner, depth + 1, budget, out)
+
+    def _score(
+        self, hits: list[tuple[Rule, int, int, tuple[str, ...]]], trust: Trust, length: int
+    ) -> list[tuple[Rule, int, int, tuple[str, ...]]]:
+        window = UNTRUSTED_WINDOW_CHARS if trust is Trust.UNTRUSTED else max(length, 1)
+        fired = []
+        for rule in self._composites[trust]:
+            assert rule.score is not None
+            weights = dict(rule.score.signals)
+            signals = sorted((h for h in hits if h[0].id in weights), key=lambda h: h[1])
+            best = _best_window(signals, weights, window)
+            if best is not None and best[0] >= rule.score.threshold:
+                _, start, end, decoding = best
+                fired.append((rule, start, end, decoding))
+        return fired
+
+
+def _best_window(
+    signals: list[tuple[Rule, int, int, tuple[str, ...]]], weights: dict[str, float], window: int
+) -> tuple[float, int, int, tuple[str, ...]] | None:
+    """The highest sum of distinct signal weights whose hits start within `window` chars."""
+    best: tuple[float, int, int, tuple[str, ...]] | None = None
+    for i, first in enumerate(signals):
+        seen: dict[str, float] = {}
+        end, decoding = first[2], list(first[3])
+        for hit in signals[i:]:
+            if hit[1] - first[1] > window:
+                break
+            seen[hit[0].id] = weights[hit[0].id]
+            end = max(end, hit[2])
+            decoding += [t for t in hit[3] if t not in decoding]
+        total = sum(seen.values())
+        if best is None or total > best[0]:
+            cleaned = tuple(t for t in decoding if t != "plain") or ("plain",)
+            best = (total, first[1], end, cleaned)
+    return best
+
+
+def _dedupe(
+    raw: list[tuple[Rule, int, int, tuple[str, ...]]],
+) -> list[tuple[Rule, int, int, tuple[str, ...]]]:
+    """One hit per rule and overlapping span; the first view that found it explains it."""
+    kept: list[tuple[Rule, int, int, tuple[str, ...]]] = []
+    per_rule: dict[str, list[tuple[int, int]]] = {}
+    for hit in raw:
+        spans = per_rule.setdefault(hit[0].id, [])
+        if len(spans) >= MAX_SPANS_PER_RULE:
+            continue
+        if any(hit[1] < e and s < hit[2] for s, e in spans):
+            continue
+        spans.append((hit[1], hit[2]))
+        kept.append(hit)
+    return kept

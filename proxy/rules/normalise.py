@@ -1,0 +1,176 @@
+"""Folds text into the form rules are written against, remembering how to map spans back.
+
+The primary view: NFKC, diacritics stripped from Latin letters, look-alikes inside mixed-script
+words folded to ASCII with the confusables table (whole words in another script stay as they are), zero-width / bidi / variation / tag characters removed (tag characters
+spell hidden ASCII and are decoded), lower-cased. An optional second view also undoes leetspeak
+and letter spacing ("1gn0r3", "i g n o r e"); it is built only when the text has such tokens,
+because it damages ordinary text (numbers, e-mail addresses). Folding happens only in the text
+we match on; findings report spans in the original.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import confusable_homoglyphs
+
+from proxy.rules.offsets import OffsetMap
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_TAG_BLOCK = range(0xE0000, 0xE0080)
+# Invisible in most renderers yet read by a model: strip before matching.
+_INVISIBLE = frozenset(
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f"
+    "\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069"
+    "\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0"
+)
+_LEET = str.maketrans("013457@$", "oieastas")
+_LEET_TOKEN = re.compile(r"[a-z0-9@$]*[a-z][a-z0-9@$]*")
+_LEET_CHARS = re.compile(r"[013457@$]")
+_SPACED = re.compile(r"(?<![a-z0-9])(?:[a-z][ ._*\-]){3,}[a-z](?![a-z0-9])")
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """One text a rule set is matched against, and the chain of maps back to the original."""
+
+    text: str
+    maps: tuple[OffsetMap, ...]
+    extra: tuple[str, ...] = ()  # decodings that apply to the whole view (e.g. "leet")
+
+    def to_original(self, start: int, end: int) -> tuple[int, int]:
+        for m in reversed(self.maps):
+            start, end = m.to_old(start, end)
+        return start, end
+
+    def decoding(self, start: int, end: int) -> tuple[str, ...]:
+        """The rewrites that touched this span, outermost first; ("plain",) if none."""
+        tags: list[str] = []
+        for m in reversed(self.maps):
+            found = m.tags_in(start, end)
+            tags.extend(sorted(found - set(tags)))
+            start, end = m.to_old(start, end)
+        for tag in self.extra:
+            if tag not in tags:
+                tags.insert(0, tag)
+        return tuple(tags) or ("plain",)
+
+
+@lru_cache(maxsize=1)
+def _confusables() -> dict[str, str]:
+    path = Path(confusable_homoglyphs.__file__).parent / "confusables.json"
+    table: dict[str, list[dict[str, str]]] = json.loads(path.read_text(encoding="utf-8"))
+    folded: dict[str, str] = {}
+    for char, entries in table.items():
+        if char.isascii():
+            continue
+        targets = [e["c"] for e in entries if len(e["c"]) == 1 and e["c"].isascii()]
+        letters = [t for t in targets if t.isalpha()] or [t for t in targets if t.isdigit()]
+        if letters:
+            folded[char] = letters[0].lower()
+    return folded
+
+
+@lru_cache(maxsize=65536)
+def _fold(ch: str) -> tuple[str, str | None]:
+    """One non-ASCII character -> (replacement, why); why is None when it stays as is."""
+    cp = ord(ch)
+    if cp in _TAG_BLOCK:
+        return (chr(cp - 0xE0000).lower() if 0x20 <= cp - 0xE0000 < 0x7F else ""), "unicode_tags"
+    if ch in _INVISIBLE or 0xFE00 <= cp <= 0xFE0F or 0xE0100 <= cp <= 0xE01EF:
+        return "", "invisible"
+    out, why = unicodedata.normalize("NFKC", ch), None
+    if out != ch:
+        why = "nfkc"
+    bare = "".join(c for c in unicodedata.normalize("NFKD", out) if not unicodedata.combining(c))
+    if bare and bare.isascii() and bare != out:
+        out, why = bare, why or "diacritics"
+    if why is None and out.lower() != ch:
+        why = "case"
+    return out.lower(), why
+
+
+@lru_cache(maxsize=65536)
+def _lookalike(ch: str) -> str | None:
+    """The ASCII letter a non-ASCII character imitates, if the confusables table has one."""
+    return _confusables().get(ch) if not ch.isascii() else None
+
+
+def _mixed_script(text: str, start: int, end: int) -> bool:
+    """A non-ASCII run glued to ASCII letters is a look-alike spoof ("іgnоrе"), not a word."""
+    before = start > 0 and text[start - 1].isascii() and text[start - 1].isalpha()
+    after = end < len(text) and text[end].isascii() and text[end].isalpha()
+    return before or after
+
+
+def normalise(text: str) -> View:
+    """The primary view of `text`."""
+    if text.isascii():
+        return View(text.lower(), ())  # lower() keeps ASCII length: spans are identical
+    omap = OffsetMap()
+    parts: list[str] = []
+    npos = opos = 0
+    for run in _NON_ASCII.finditer(text):
+        chunk = text[opos : run.start()].lower()
+        parts.append(chunk)
+        npos += len(chunk)
+        opos = run.start()
+        fold_lookalikes = _mixed_script(text, run.start(), run.end())
+        for ch in run.group():
+            rep, why = _fold(ch)
+            if fold_lookalikes and len(rep) == 1 and _lookalike(rep) is not None:
+                rep, why = _lookalike(rep) or rep, "confusables"
+            if unicodedata.combining(ch) and parts and parts[-1][-1:].isascii():
+                rep, why = "", "diacritics"  # a combining accent on a Latin letter
+            if why is None:
+                parts.append(ch)
+                npos, opos = npos + 1, opos + 1
+                continue
+            if why != "case" or len(rep) != 1:
+                omap.add(npos, npos + len(rep), opos, opos + 1, why)
+            parts.append(rep)
+            npos, opos = npos + len(rep), opos + 1
+    parts.append(text[opos:].lower())
+    return View("".join(parts), (omap,) if omap.ns else ())
+
+
+def deobfuscate(view: View) -> View | None:
+    """A second view with leetspeak and letter spacing undone, or None when there is none."""
+    leet = [m for m in _LEET_TOKEN.finditer(view.text) if _is_leet(m.group())]
+    if not leet and not _SPACED.search(view.text):
+        return None
+    chars = list(view.text)
+    leet_map = OffsetMap()
+    for m in leet:
+        for i, c in enumerate(m.group()):
+            t = c.translate(_LEET)
+            if t != c:
+                chars[m.start() + i] = t
+                leet_map.add(m.start() + i, m.start() + i + 1, m.start() + i, m.start() + i + 1, "leet")
+    text = "".join(chars)
+    space_map = OffsetMap()
+    parts: list[str] = []
+    opos = npos = 0
+    for m in _SPACED.finditer(text):
+        parts.append(text[opos : m.start()])
+        npos += m.start() - opos
+        joined = "".join(c for c in m.group() if c.isalpha())
+        space_map.add(npos, npos + len(joined), m.start(), m.end(), "spacing")
+        parts.append(joined)
+        npos += len(joined)
+        opos = m.end()
+    parts.append(text[opos:])
+    return View("".join(parts), (*view.maps, leet_map, space_map), view.extra)
+
+
+def _is_leet(token: str) -> bool:
+    """Letters mixed with look-alike digits/symbols, e.g. "pr0mpt"; not "2024" or "mp3"."""
+    if len(token) < 4 or not _LEET_CHARS.search(token):
+        return False
+    letters = sum(c.isalpha() for c in token)
+    return letters >= 2 and letters * 2 >= len(token)
