@@ -25,6 +25,8 @@ from proxy.errors import GuardProxyError, InvalidRequest, NotFound
 from proxy.guards.base import Guard, Lifecycle, Readiness
 from proxy.guards.registry import build_pipeline
 from proxy.model import Exchange, Timings
+from proxy.policy.auth import api_key_from
+from proxy.policy.store import PolicyStore
 from proxy.providers import openai_chat
 from proxy.relay import ChatRelay, Observer
 from proxy.settings import Settings
@@ -67,12 +69,14 @@ def create_app(
 ) -> FastAPI:
     pipeline = build_pipeline(settings, extra_guards)
     guards = [stage.guard for stage in pipeline.stages]
+    policies = PolicyStore(settings.policy_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         upstream = Upstream(settings)
         app.state.upstream = upstream
         app.state.relay = ChatRelay(pipeline, upstream, observers)
+        await policies.start()
         for guard in guards:
             if isinstance(guard, Lifecycle):
                 await guard.start()
@@ -84,6 +88,7 @@ def create_app(
             for guard in guards:
                 if isinstance(guard, Lifecycle):
                     await guard.close()
+            await policies.close()
             await upstream.aclose()
 
     app = FastAPI(title="guardproxy", version=__version__, lifespan=lifespan,
@@ -91,22 +96,27 @@ def create_app(
     app.state.settings = settings
     app.state.pipeline = pipeline
     _add_error_handlers(app)
-    _add_routes(app, settings, guards)
+    _add_routes(app, settings, guards, policies)
     app.add_middleware(RequestIdMiddleware)
     return app
 
 
-def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard]) -> None:
+def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies: PolicyStore) -> None:
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         received = time.perf_counter()
         raw, body = await read_json(
             request, max_bytes=settings.max_body_bytes, timeout_s=settings.timeouts.client_body_s
         )
+        policy = policies.current
+        client_policy = policy.authenticate(api_key_from(request.headers))
         conversation = openai_chat.parse(body)
         exchange = Exchange(
             request_id=request.state.request_id,
             conversation=conversation,
+            client=client_policy.name,
+            policy=policy,
+            client_policy=client_policy,
             received_conversation=conversation,
             timings=Timings(received=received),
         )

@@ -10,7 +10,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the policy is config; the model only carries a reference to it
+    from proxy.policy.spec import ClientPolicy, Policy
 
 
 class Trust(StrEnum):
@@ -246,6 +249,8 @@ class Exchange:
     request_id: str
     conversation: Conversation
     client: str = "default"
+    policy: Policy | None = None  # the policy in force when the request arrived
+    client_policy: ClientPolicy | None = None  # the caller's part of it
     received_conversation: Conversation | None = None
     findings: list[Finding] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from proxy.guards.base import Guard
 from proxy.model import (
+    Action,
     Decision,
     Exchange,
     Phase,
@@ -23,7 +24,6 @@ from proxy.model import (
     StageStatus,
     Verdict,
     VerdictKind,
-    Action,
 )
 from proxy.settings import StageSettings
 

@@ -21,6 +21,8 @@ from pydantic_settings import (
 from proxy.errors import ConfigError
 
 ENV_PREFIX = "GUARDPROXY_"
+# The shipped rules and policy live at the repository root, beside the `proxy` package.
+DEFAULT_RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
 FailureMode = Literal["closed", "open"]
 
 
@@ -72,9 +74,14 @@ class Settings(BaseSettings):
     max_messages: int = Field(default=2048, gt=0)
     max_input_chars: int = Field(default=1_000_000, gt=0)
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
-    rules_dir: Path = Path("rules")
+    rules_dir: Path = DEFAULT_RULES_DIR
+    policy_file: Path | None = None  # default: <rules_dir>/policy.yaml
     stages: list[StageSettings] = Field(default_factory=default_stages)
     log_level: str = "info"
+
+    @property
+    def policy_path(self) -> Path:
+        return self.policy_file or self.rules_dir / "policy.yaml"
 
     @field_validator("upstream_url")
     @classmethod

@@ -14,7 +14,6 @@ from proxy.settings import load_settings
 from proxy.simulator import SimConfig, SimulatorHandle, start_in_thread
 
 
-
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimulatorHandle]:
     handle = start_in_thread(config=SimConfig(require_key=UPSTREAM_KEY))

@@ -7,11 +7,10 @@ import time
 
 import httpx
 import openai
+from servers import UPSTREAM_KEY
 
 from proxy.serving import ProxyHandle
 from proxy.simulator import SimulatorHandle
-
-from servers import UPSTREAM_KEY
 
 TOOLS = [
     {"type": "function", "function": {"name": "send_email", "parameters": {"type": "object",

@@ -1,0 +1,81 @@
+"""Reads `rules/policy.yaml` into a Policy, validated against `rules/policy.schema.json`.
+
+A broken file is refused with file, line and field; the caller keeps the last good policy.
+A missing file means the built-in default: no client keys, least privilege for tools.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from proxy import yamldoc
+from proxy.errors import ConfigError
+from proxy.model import Action, Severity
+from proxy.policy.spec import ClientPolicy, Policy, QuarantineRule, Scope, TaintMode, ToolRule
+
+SCHEMA = Path(__file__).resolve().parents[2] / "rules" / "policy.schema.json"
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
+
+
+def load_policy(path: Path) -> Policy:
+    if not path.exists():
+        return Policy()
+    raw = path.read_bytes()
+    data, node = yamldoc.parse(path, raw)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: a policy file holds a mapping with kind: policy")
+    yamldoc.validate(path, data, node, _validator())
+    defaults = data.get("defaults") or {}
+    clients: dict[str, ClientPolicy] = {}
+    for i, entry in enumerate(data.get("clients") or ()):
+        key = entry["key_sha256"]
+        if key in clients:
+            line = yamldoc.line_of(node, ["clients", i, "key_sha256"])
+            raise ConfigError(f"{path}:{line}: client {entry['name']!r}: field 'key_sha256': duplicate key")
+        clients[key] = _client({**defaults, **entry})
+    return Policy(
+        tools={name: _tool(name, spec) for name, spec in (data.get("tools") or {}).items()},
+        secret_scopes=frozenset(data.get("secret_scopes") or ()),
+        default=_client({"name": "default", **defaults}),
+        clients=clients,
+        digest="sha256:" + hashlib.sha256(raw).hexdigest()[:16],
+        source=str(path),
+    )
+
+
+def _tool(name: str, spec: dict[str, Any]) -> ToolRule:
+    sensitive = spec.get("sensitive_args")
+    return ToolRule(
+        name=name,
+        scope=Scope(spec["scope"]),
+        sensitive_args=tuple(sensitive) if sensitive is not None else None,
+        trusted_source_for={arg: tuple(fields) for arg, fields in (spec.get("trusted_source_for") or {}).items()},
+    )
+
+
+def _client(entry: dict[str, Any]) -> ClientPolicy:
+    tools = entry.get("tools", "*")
+    base = ClientPolicy()
+    actions = dict(base.actions)
+    actions.update({Severity(k): Action(v) for k, v in (entry.get("actions") or {}).items()})
+    return ClientPolicy(
+        name=entry.get("name", "default"),
+        tools=None if tools == "*" else frozenset(tools),
+        data_scopes=tuple(entry.get("data_scopes") or ()),
+        taint_mode=TaintMode(entry.get("taint_mode", base.taint_mode)),
+        segregation=entry.get("segregation", base.segregation),
+        actions=actions,
+        drop_side_effects_at=Severity(entry.get("drop_side_effects_at", base.drop_side_effects_at)),
+        detection_mode=entry.get("detection_mode", base.detection_mode),
+        quarantine=QuarantineRule(**(entry.get("quarantine") or {})),
+    )

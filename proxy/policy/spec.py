@@ -1,0 +1,99 @@
+"""The policy as typed data: a tool catalogue, client policies, and the lookups guards need.
+
+Least privilege by default: a tool the catalogue does not declare is side-effecting, and every one
+of its string arguments is security-relevant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from proxy.errors import Unauthorized
+from proxy.model import Action, Severity
+
+
+class Scope(StrEnum):
+    READ = "read"
+    SIDE_EFFECT = "side_effect"
+
+
+class TaintMode(StrEnum):
+    ARGUMENT_PROVENANCE = "argument_provenance"
+    DROP_SIDE_EFFECTS = "drop_side_effects"
+
+
+DEFAULT_ACTIONS: Mapping[Severity, Action] = MappingProxyType({
+    Severity.CRITICAL: Action.BLOCK,
+    Severity.HIGH: Action.SEGREGATE,
+    Severity.MEDIUM: Action.TAG,
+    Severity.LOW: Action.TAG,
+})
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRule:
+    name: str
+    scope: Scope = Scope.SIDE_EFFECT
+    sensitive_args: tuple[str, ...] | None = None  # None: every string argument
+    # arg name -> result fields whose values are authoritative for it ("*": the whole result)
+    trusted_source_for: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    declared: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRule:
+    threshold: int = 5  # detections in the window that put a key or source in quarantine
+    window_s: int = 300
+    cooldown_s: int = 600
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPolicy:
+    name: str = "default"
+    tools: frozenset[str] | None = None  # None: every tool the request offers
+    data_scopes: tuple[str, ...] = ()
+    taint_mode: TaintMode = TaintMode.ARGUMENT_PROVENANCE
+    segregation: str = "delimit"
+    actions: Mapping[Severity, Action] = field(default_factory=lambda: DEFAULT_ACTIONS)
+    drop_side_effects_at: Severity = Severity.HIGH
+    detection_mode: str = "enforce"
+    quarantine: QuarantineRule = field(default_factory=QuarantineRule)
+
+    def allows(self, tool: str) -> bool:
+        return self.tools is None or tool in self.tools
+
+    def action_for(self, severity: Severity) -> Action:
+        return self.actions.get(severity, DEFAULT_ACTIONS[severity])
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    tools: Mapping[str, ToolRule] = field(default_factory=dict)
+    secret_scopes: frozenset[str] = frozenset()
+    default: ClientPolicy = field(default_factory=ClientPolicy)
+    clients: Mapping[str, ClientPolicy] = field(default_factory=dict)  # sha256(key) hex -> policy
+    digest: str = "builtin"
+    source: str = "built-in default"
+
+    def tool(self, name: str) -> ToolRule:
+        return self.tools.get(name) or ToolRule(name=name, declared=False)
+
+    def authenticate(self, api_key: str | None) -> ClientPolicy:
+        """The caller's policy. No keys defined: everyone gets the default. Otherwise 401."""
+        if not self.clients:
+            return self.default
+        if not api_key:
+            raise Unauthorized("missing API key: send it as 'Authorization: Bearer <key>'")
+        # Looked up by hash: the table holds no key, and a hash lookup leaks nothing usable.
+        client = self.clients.get(hash_key(api_key))
+        if client is None:
+            raise Unauthorized("unknown API key")
+        return client
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
