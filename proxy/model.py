@@ -60,6 +60,7 @@ class Action(StrEnum):
     ALLOW = "allow"
     TAG = "tag"
     SEGREGATE = "segregate"
+    WITHHOLD = "withhold"  # the response went out, minus tool calls that were out of scope
     BLOCK = "block"
 
 
@@ -163,6 +164,7 @@ class Output:
     model: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    withheld: tuple[ToolCall, ...] = ()  # calls the model made that never reached the client
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,8 +50,9 @@ class Pipeline:
         return [s.name for s in self.stages]
 
     async def run(self, exchange: Exchange, phase: Phase) -> Verdict:
-        """Run every stage of `phase`; return the block verdict if one blocked, else allow."""
+        """Run every stage of `phase`: the block verdict if one blocked, else transform or allow."""
         blocked: Verdict | None = None
+        transformed = False
         for stage in self.stages:
             if phase not in stage.guard.phases:
                 continue
@@ -64,7 +65,10 @@ class Pipeline:
             verdict = await self._run_stage(stage, exchange, phase)
             if verdict.kind is VerdictKind.BLOCK:
                 blocked = verdict
-        return blocked or Verdict()
+            transformed = transformed or verdict.kind is VerdictKind.TRANSFORM
+        if blocked is not None:
+            return blocked
+        return Verdict(VerdictKind.TRANSFORM if transformed else VerdictKind.ALLOW)
 
     async def _run_stage(self, stage: Stage, exchange: Exchange, phase: Phase) -> Verdict:
         start = time.perf_counter()

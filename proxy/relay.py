@@ -113,7 +113,8 @@ def guard_headers(exchange: Exchange) -> dict[str, str]:
 
 
 def blocked_error(verdict: Verdict, exchange: Exchange) -> GuardProxyError:
-    rule_ids = sorted({f.rule_id for f in verdict.findings if f.mode != "shadow"})
+    # The exchange's findings: a later stage (e.g. blast-radius escalation) may block on earlier ones.
+    rule_ids = sorted({f.rule_id for f in exchange.findings if f.mode != "shadow"})
     error = GuardProxyError(
         verdict.message or "request blocked by guardproxy",
         code=verdict.error_code or "blocked",

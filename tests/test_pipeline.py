@@ -79,3 +79,9 @@ async def test_guard_runs_only_in_its_phases() -> None:
     ex = exchange()
     await pipe(g).run(ex, Phase.OUTPUT)
     assert g.calls == [] and ex.stages == []
+
+
+async def test_a_transform_anywhere_makes_the_phase_verdict_transform() -> None:
+    ex = exchange()
+    verdict = await pipe(FakeGuard("t", "transform"), FakeGuard("a")).run(ex, Phase.INPUT)
+    assert verdict.kind is VerdictKind.TRANSFORM

@@ -40,6 +40,7 @@ def _lazy(module: str) -> GuardFactory:
 FACTORIES: dict[str, GuardFactory] = {
     "limits": _limits,
     "injection": _lazy("proxy.guards.injection"),
+    "tool_scope": _lazy("proxy.guards.tool_scope"),
 }
 
 

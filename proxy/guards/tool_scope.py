@@ -1,0 +1,162 @@
+"""Least-privilege tool scopes, in both directions.
+
+Input: removes tools the client may not use; once the conversation carries untrusted content,
+governs side-effecting tools by the client's taint mode; drops them outright after a finding at
+the configured severity; escalates an indirect finding one class when side effects are in reach.
+Output: every tool call the model returns is checked against what was offered and, under
+`argument_provenance`, against where its sensitive arguments came from; a call that fails never
+reaches the client. Every decision records the blast radius.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.model import (
+    Action,
+    Decision,
+    Exchange,
+    Finding,
+    Output,
+    Phase,
+    Severity,
+    ToolCall,
+    Vector,
+    Verdict,
+    VerdictKind,
+)
+from proxy.policy.blast import blast_radius, side_effecting
+from proxy.policy.provenance import untraced_arguments
+from proxy.policy.spec import ClientPolicy, Policy, Scope, TaintMode
+from proxy.settings import Settings
+
+NOTICE = "[guardproxy] A tool call was withheld by policy: {reasons}"
+
+
+@dataclass
+class ToolScopeGuard:
+    name: str = "tool_scope"
+    phases: frozenset[Phase] = frozenset({Phase.INPUT, Phase.OUTPUT})
+
+    async def inspect(self, exchange: Exchange, phase: Phase) -> Verdict:
+        policy = exchange.policy or Policy()
+        client = exchange.client_policy or policy.default
+        if phase is Phase.INPUT:
+            return self._input(exchange, policy, client)
+        return self._output(exchange, policy, client)
+
+    def _input(self, exchange: Exchange, policy: Policy, client: ClientPolicy) -> Verdict:
+        conv = exchange.conversation
+        allowed = [t for t in conv.tools if client.allows(t.name)]
+        removed = {t.name: "not in the client's tools" for t in conv.tools if not client.allows(t.name)}
+        findings = [f for f in exchange.findings if f.mode != "shadow"]
+        severity, escalated = _effective_severity(findings, bool(side_effecting(allowed, policy)))
+        reasons = list(escalated)
+        drop_why = _drop_reason(bool(conv.untrusted()), severity, client)
+        if drop_why:
+            removed |= {n: drop_why for n in side_effecting(allowed, policy)}
+        kept = tuple(t for t in allowed if t.name not in removed)
+        reasons += [f"removed tool {n!r}: {why}" for n, why in removed.items()]
+        if severity is None and not removed:
+            return Verdict()
+        action = client.action_for(severity) if severity else Action.ALLOW
+        decision = Decision(
+            stage=self.name, action=action, severity=severity, reasons=tuple(reasons),
+            tools_removed=tuple(sorted(removed)),
+            blast_radius=blast_radius(allowed, client, policy, removed=removed),
+        )
+        if action is Action.BLOCK:
+            return _policy_block(decision, escalated=bool(escalated))
+        if kept == conv.tools:
+            return Verdict(decision=decision)
+        return Verdict(VerdictKind.TRANSFORM, decision=decision, conversation=conv.with_tools(kept))
+
+    def _output(self, exchange: Exchange, policy: Policy, client: ClientPolicy) -> Verdict:
+        output = exchange.output
+        if output is None or not output.tool_calls:
+            return Verdict()
+        conv = exchange.conversation
+        offered = {t.name for t in conv.tools}
+        tainted = bool(conv.untrusted())
+        kept: list[ToolCall] = []
+        withheld: list[ToolCall] = []
+        reasons: list[str] = []
+        for call in output.tool_calls:
+            why = _call_problem(call, offered, tainted, exchange, policy, client)
+            (withheld if why else kept).append(call)
+            if why:
+                reasons.append(f"{call.name}: {why}")
+        if not withheld:
+            return Verdict()
+        decision = Decision(
+            stage=self.name, action=Action.WITHHOLD, reasons=tuple(reasons),
+            calls_blocked=tuple(c.name for c in withheld),
+            blast_radius=blast_radius(conv.tools, client, policy, blocked=[c.name for c in withheld]),
+        )
+        return Verdict(VerdictKind.TRANSFORM, decision=decision, output=_rewrite(output, kept, withheld, reasons))
+
+
+def _effective_severity(findings: list[Finding], side_effects: bool) -> tuple[Severity | None, list[str]]:
+    """Highest severity, with indirect findings one class up when side effects are reachable."""
+    best: Severity | None = None
+    notes = []
+    for f in findings:
+        sev = f.severity
+        if f.vector is Vector.INDIRECT and side_effects:
+            sev = sev.escalate()
+            if sev is not f.severity:
+                notes.append(f"{f.rule_id}: indirect with side-effecting tools reachable, "
+                             f"{f.severity.value} -> {sev.value}")
+        if best is None or sev.rank > best.rank:
+            best = sev
+    return best, notes
+
+
+def _drop_reason(tainted: bool, severity: Severity | None, client: ClientPolicy) -> str | None:
+    if severity is not None and severity.rank >= client.drop_side_effects_at.rank:
+        return f"a {severity.value} finding drops side-effecting tools"
+    if tainted and client.taint_mode is TaintMode.DROP_SIDE_EFFECTS:
+        return "untrusted content in the conversation (taint mode drop_side_effects)"
+    return None
+
+
+def _call_problem(
+    call: ToolCall, offered: set[str], tainted: bool, exchange: Exchange, policy: Policy, client: ClientPolicy
+) -> str | None:
+    if call.name not in offered or not client.allows(call.name):
+        return "the tool was not offered to the model for this client"
+    rule = policy.tool(call.name)
+    if not tainted or rule.scope is not Scope.SIDE_EFFECT:
+        return None
+    if client.taint_mode is not TaintMode.ARGUMENT_PROVENANCE:
+        return None
+    untraced = untraced_arguments(call, rule, exchange.conversation, policy)
+    if not untraced:
+        return None
+    u = untraced[0]
+    where = f"appears only in untrusted content ({', '.join(u.seen_in)})" if u.seen_in else \
+        "does not appear in any trusted or user text"
+    return f"argument {u.arg}={u.value[:80]!r} {where}"
+
+
+def _rewrite(output: Output, kept: list[ToolCall], withheld: list[ToolCall], reasons: list[str]) -> Output:
+    notice = NOTICE.format(reasons="; ".join(reasons))
+    text = f"{output.text}\n\n{notice}" if output.text else notice
+    finish = output.finish_reason if kept else "stop"
+    return dataclasses.replace(output, text=text, tool_calls=tuple(kept), finish_reason=finish,
+                               withheld=output.withheld + tuple(withheld))
+
+
+def _policy_block(decision: Decision, *, escalated: bool) -> Verdict:
+    severity = decision.severity.value if decision.severity else "?"
+    message = f"request blocked: a {severity} finding, and the client's policy blocks at that class"
+    if decision.reasons:
+        message += " (" + "; ".join(decision.reasons) + ")"
+    code = "blast_radius_escalation" if escalated else "injection_detected"
+    return Verdict(VerdictKind.BLOCK, decision=decision, error_code=code, message=message)
+
+
+def build(settings: Settings, options: dict[str, Any]) -> ToolScopeGuard:
+    return ToolScopeGuard()
