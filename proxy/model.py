@@ -146,6 +146,12 @@ class Conversation:
         segs[index] = dataclasses.replace(segs[index], text=text)
         return dataclasses.replace(self, segments=tuple(segs))
 
+    def with_segments(self, segments: list[Segment]) -> Conversation:
+        """A copy with a new segment list, re-indexed. A segment without a location is added
+        text: adapters insert it as a new message after the message of the segment before it."""
+        segs = tuple(dataclasses.replace(s, index=i) for i, s in enumerate(segments))
+        return dataclasses.replace(self, segments=segs)
+
     def with_tools(self, tools: tuple[ToolSpec, ...]) -> Conversation:
         return dataclasses.replace(self, tools=tools)
 

@@ -41,6 +41,7 @@ FACTORIES: dict[str, GuardFactory] = {
     "limits": _limits,
     "injection": _lazy("proxy.guards.injection"),
     "tool_scope": _lazy("proxy.guards.tool_scope"),
+    "segregation": _lazy("proxy.guards.segregation"),
 }
 
 

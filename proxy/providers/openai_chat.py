@@ -10,7 +10,6 @@ retrieval markup.
 from __future__ import annotations
 
 import copy
-from itertools import groupby
 from typing import Any
 
 from proxy.model import Conversation, Location, Output, Provenance, Segment, ToolCall, ToolSpec, Trust
@@ -53,13 +52,16 @@ def render(conv: Conversation) -> dict[str, Any]:
     tools_changed = [t.name for t in conv.tools] != [
         (t.get("function") or {}).get("name") for t in body.get("tools") or ()
     ]
-    if not changes and not tools_changed:
+    inserts = _inserts(conv)
+    if not changes and not tools_changed and not inserts:
         return body
     body = copy.deepcopy(body)
     for path, text in changes:
         _set(body, path, text)
     if tools_changed:
         _write_tools(body, conv.tools)
+    for at, message in reversed(inserts):  # back to front, so earlier positions stay valid
+        body["messages"].insert(at, message)
     return body
 
 
@@ -155,13 +157,28 @@ def _tool_spec(entry: dict[str, Any]) -> ToolSpec:
 
 def _text_changes(conv: Conversation) -> list[tuple[tuple[str | int, ...], str]]:
     """(path, new string) for every string whose segments no longer join to the original."""
-    located = [s for s in conv.segments if s.location is not None]
+    parts: dict[tuple[str | int, ...], list[tuple[int, str]]] = {}
+    for s in conv.segments:
+        if s.location is not None:
+            parts.setdefault(s.location.path, []).append((s.location.part, s.text))
     changes = []
-    for path, group in groupby(located, key=lambda s: s.location.path):  # type: ignore[union-attr]
-        text = "".join(s.text for s in sorted(group, key=lambda s: s.location.part))  # type: ignore[union-attr]
+    for path, pieces in parts.items():
+        text = "".join(t for _, t in sorted(pieces))
         if _get(conv.raw, path) != text:
             changes.append((path, text))
     return changes
+
+
+def _inserts(conv: Conversation) -> list[tuple[int, dict[str, Any]]]:
+    """(message position, message) for added segments: after the previous segment's message."""
+    out: list[tuple[int, dict[str, Any]]] = []
+    at = 0
+    for seg in conv.segments:
+        if seg.location is not None:
+            at = int(seg.location.path[1]) + 1
+        else:
+            out.append((at, {"role": seg.role, "content": seg.text}))
+    return out
 
 
 def _get(body: Any, path: tuple[str | int, ...]) -> Any:
