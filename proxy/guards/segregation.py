@@ -21,7 +21,7 @@ from proxy.errors import ConfigError
 from proxy.model import Exchange, Phase, Provenance, Segment, Trust, Verdict, VerdictKind
 from proxy.settings import Settings
 
-DATAMARK = "\u02c6"  # "ˆ": rare in real text, one token in common tokenizers
+DATAMARK = "\u02c6"  # modifier letter circumflex: rare in real text, one token in common tokenizers
 MODES = ("delimit", "datamark", "encode", "off")
 # Anything that looks like our boundary, or like retrieval markup, inside untrusted text.
 _IMITATION = re.compile(r"<<<\s*(?:end\s+)?data\b|</?\s*untrusted\b", re.IGNORECASE)

@@ -21,7 +21,10 @@ Instruction forms (keywords case-insensitive, found anywhere in a text)
          - ``KEY=VALUE`` pairs (spaces around ``=`` allowed) separated by commas and/or the word
            ``and``. KEY is ``[A-Za-z_][A-Za-z0-9_]*``. VALUE is a double- or single-quoted string
            (no escapes; an unclosed quote ends the pairs) or a bare run of non-space, non-comma
-           characters with trailing ``.``, ``;`` and ``)`` stripped. Values are strings.
+           characters with trailing ``.``, ``;`` and ``)`` stripped. Values are strings. A bare
+           value ``$TOOL.FIELD`` is a reference: the value of FIELD in TOOL's latest result (a
+           JSON key at any depth, else a ``Field: value`` line); the instruction waits until
+           that result exists.
        No ARGS gives ``{}``. Scanning resumes after the ARGS, so an instruction quoted inside
        another instruction's arguments is part of those arguments, not an instruction.
     2. Text reply: ``(reply|respond|answer|say) [with] "TEXT"`` (double quotes, TEXT holds no
@@ -54,6 +57,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from proxy.simulator import references
 
 MAX_TEXT_CHARS = 200_000
 MAX_INSTRUCTIONS_PER_TEXT = 64
@@ -102,6 +107,7 @@ class Turn:
     role: str
     text: str
     calls: tuple[Call, ...] = ()
+    tool: str | None = None  # for a tool result: the tool that produced it
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +142,12 @@ def pending_calls(transcript: Transcript) -> tuple[Call, ...]:
     # Walk backwards so "made later" is just the set of calls seen so far: linear in the turns.
     made_later: set[str] = set()
     per_turn: list[list[Call]] = []
+    results = references.latest_results(transcript.turns)
     for turn in reversed(transcript.turns):
         if turn.role == "assistant":
             made_later.update(call.key() for call in turn.calls)
         elif turn.role in READ_ROLES:
-            found = find_calls(turn.text, transcript.tool_names)
+            found = _resolved(find_calls(turn.text, transcript.tool_names), results)
             per_turn.append([call for call in found if call.key() not in made_later])
     pending: list[Call] = []
     seen: set[str] = set()
@@ -152,6 +159,16 @@ def pending_calls(transcript: Transcript) -> tuple[Call, ...]:
                 if len(pending) == MAX_TOOL_CALLS:
                     return tuple(pending)
     return tuple(pending)
+
+
+def _resolved(calls: list[Call], results: dict[str, str]) -> list[Call]:
+    """Calls with `$tool.field` references filled in; ones still waiting for a result are left out."""
+    out = []
+    for call in calls:
+        arguments = references.resolve(call.arguments, results)
+        if arguments is not None:
+            out.append(Call(call.name, arguments))
+    return out
 
 
 def reply_text(transcript: Transcript) -> str:

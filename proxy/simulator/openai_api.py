@@ -6,6 +6,7 @@ the configured fault, then answered from the grammar's decision.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -13,7 +14,7 @@ from aiohttp import web
 
 from proxy.simulator import faults, grammar, replies
 from proxy.simulator.config import STATE_KEY
-from proxy.simulator.grammar import Call, Transcript, Turn
+from proxy.simulator.grammar import TOOL_RESULT_ROLES, Call, Transcript, Turn
 
 MODELS = ("sim-gpt", "sim-gpt-mini", "sim-reasoner")
 DEFAULT_MODEL = MODELS[0]
@@ -109,12 +110,28 @@ def sse_event(chunk: dict[str, Any]) -> bytes:
 def read_transcript(body: dict[str, Any]) -> Transcript:
     """The grammar's view of a chat completions body; malformed parts are skipped, never fatal."""
     messages = body.get("messages")
-    turns = tuple(_turn(m) for m in (messages if isinstance(messages, list) else []) if isinstance(m, dict))
+    turns = _name_results(
+        tuple(_turn(m) for m in (messages if isinstance(messages, list) else []) if isinstance(m, dict)),
+        [m for m in (messages if isinstance(messages, list) else []) if isinstance(m, dict)],
+    )
     return Transcript(
         turns=turns,
         tool_names=_tool_names(body.get("tools")),
         tools_allowed=body.get("tool_choice") != "none",
     )
+
+
+def _name_results(turns: tuple[Turn, ...], messages: list[dict[str, Any]]) -> tuple[Turn, ...]:
+    """Tag each tool-result turn with the tool that produced it (via the assistant's call ids)."""
+    names: dict[str, str] = {}
+    out = []
+    for turn, message in zip(turns, messages, strict=True):
+        for tc in message.get("tool_calls") or [] if message.get("role") == "assistant" else []:
+            if isinstance(tc, dict) and isinstance(tc.get("function"), dict):
+                names[str(tc.get("id"))] = str(tc["function"].get("name"))
+        tool = names.get(str(message.get("tool_call_id"))) if turn.role == "tool" else message.get("name")
+        out.append(dataclasses.replace(turn, tool=tool) if turn.role in TOOL_RESULT_ROLES else turn)
+    return tuple(out)
 
 
 def message_text(content: Any) -> str:
