@@ -57,7 +57,7 @@ _FINDERS: tuple[tuple[str, re2._Regexp, Callable[[str], bytes]], ...] = (
     ("base64", re2.compile(r"[A-Za-z0-9+/_\-]{16,}={0,2}"), _b64),
     ("hex", re2.compile(r"(?:\\x[0-9a-fA-F]{2}){6,}|\b(?:[0-9a-fA-F]{2}){10,}\b"), _hex),
     ("binary", re2.compile(r"\b(?:[01]{8}\s?){4,}"), _binary),
-    ("url", re2.compile(r"(?:%[0-9a-fA-F]{2}|[A-Za-z0-9._~+\-]){6,}"), _url),
+    ("url", re2.compile(r"(?:[A-Za-z0-9._~+\-]*%[0-9a-fA-F]{2}){3,}[A-Za-z0-9._~+\-]*"), _url),
 )
 
 
@@ -79,6 +79,8 @@ def find_encoded(text: str, limits: Limits, budget: list[int]) -> list[Decoded]:
     """Decoded runs in `text`; `budget` is a one-item list of bytes still allowed (shared)."""
     found: list[Decoded] = []
     for kind, finder, decode in _FINDERS:
+        if kind == "url" and "%" not in text:
+            continue  # the cheapest test first: most texts have no escapes at all
         for match in finder.finditer(text):
             run = match.group()
             if len(run) > limits.max_run_chars or not _plausible(kind, run):

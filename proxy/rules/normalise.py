@@ -5,7 +5,7 @@ words folded to ASCII with the confusables table (whole words in another script 
 spell hidden ASCII and are decoded), lower-cased. An optional second view also undoes leetspeak
 and letter spacing ("1gn0r3", "i g n o r e"); it is built only when the text has such tokens,
 because it damages ordinary text (numbers, e-mail addresses). Folding happens only in the text
-we match on; findings report spans in the original.
+we match on; findings report spans in the original. Token searches use RE2: linear in the input.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import confusable_homoglyphs
+import re2
 
 from proxy.rules.offsets import OffsetMap
 
@@ -30,9 +31,10 @@ _INVISIBLE = frozenset(
     "\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0"
 )
 _LEET = str.maketrans("013457@$", "oieastas")
-_LEET_TOKEN = re.compile(r"[a-z0-9@$]*[a-z][a-z0-9@$]*")
+# Tokens holding a letter next to a look-alike digit/symbol; plain words never match.
+_LEET_TOKEN = re2.compile(r"[a-z0-9@$]*(?:[a-z][013457@$]|[013457@$][a-z])[a-z0-9@$]*")
 _LEET_CHARS = re.compile(r"[013457@$]")
-_SPACED = re.compile(r"(?<![a-z0-9])(?:[a-z][ ._*\-]){3,}[a-z](?![a-z0-9])")
+_SPACED = re2.compile(r"\b(?:[a-z][ ._*\-]){3,}[a-z]\b")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,39 +1,38 @@
-"""Sentence spans of a text, so a finding can point at the sentence it came from.
+"""Finds the sentence a match sits in, so a finding can point at it.
 
 Boundaries are sentence punctuation followed by space, and line breaks (documents, e-mails and
-serialised tool output put one statement per line). Found with RE2: linear in the text length.
+serialised tool output put one statement per line). Only a bounded stretch either side of the
+match is searched, so the cost does not grow with the document, and the boundary pattern has no
+quantifiers, so it cannot backtrack.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import re
 
-import re2
-
-_BOUNDARY = re2.compile(r"[.!?\x{3002}\x{ff01}\x{ff1f}]+[\s]+|\s*\n\s*")
+_BOUNDARY = re.compile(r"[.!?\u3002\uff01\uff1f]\s|\n")
+REACH = 400  # how far either side of a match a sentence boundary is looked for
 EXCERPT_CHARS = 240
 
 
 class Sentences:
-    """Lazily computed sentence starts of one text."""
+    """Sentence lookups over one text."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._starts: list[int] | None = None
-
-    def _all(self) -> list[int]:
-        if self._starts is None:
-            self._starts = [0] + [m.end() for m in _BOUNDARY.finditer(self.text)]
-        return self._starts
 
     def around(self, start: int, end: int) -> tuple[int, int]:
-        """The span of the sentence(s) holding text[start:end]."""
-        starts = self._all()
-        first = starts[bisect_right(starts, start) - 1]
-        i = bisect_right(starts, max(end - 1, start))
-        last = starts[i] if i < len(starts) else len(self.text)
-        while last > first and self.text[last - 1].isspace():
-            last -= 1
+        """The span of the sentence(s) holding text[start:end] (clipped to REACH either side)."""
+        lo = max(0, start - REACH)
+        first = lo
+        for m in _BOUNDARY.finditer(self.text, lo, start):
+            first = m.end()
+        if first == lo and lo > 0:
+            first = start  # no boundary within reach: start at the match itself
+        after = _BOUNDARY.search(self.text, max(end - 1, start), min(len(self.text), end + REACH))
+        last = after.start() + 1 if after else min(len(self.text), end + REACH)
+        while first < start and self.text[first].isspace():
+            first += 1
         return first, max(last, end)
 
     def excerpt(self, start: int, end: int) -> str:
