@@ -2,9 +2,10 @@
 
 Scans each segment whose trust a rule applies to with the live rule set; a finding's vector
 comes from its segment's trust (user -> direct, untrusted -> indirect, with provenance). The
-strongest enforced severity picks the action from the stage's `actions` rubric; critical blocks
-with a 400 `guardrail_violation` by default. Shadow findings (per rule, or per client listed in
-`shadow_clients`) and suppressed ones are recorded and never change what goes on the wire.
+strongest enforced severity picks the action from the caller's policy rubric (or the stage's
+`actions` option when no policy resolved one); critical blocks with a 400 `guardrail_violation`
+by default. Shadow findings (per rule, per client listed in `shadow_clients`, or a client policy
+with `detection_mode: shadow`) and suppressed ones are recorded and never change the wire.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class InjectionGuard:
             findings = await asyncio.to_thread(self._scan, exchange)
         else:
             findings = self._scan(exchange)
-        action, severity, reasons = decide(findings, self.actions)
+        action, severity, reasons = decide(findings, self._actions_for(exchange))
         if action is Action.ALLOW:
             return Verdict(findings=tuple(findings))
         decision = Decision(stage=self.name, action=action, severity=severity, reasons=reasons)
@@ -55,14 +56,27 @@ class InjectionGuard:
             return self._block(exchange, findings, decision)
         return Verdict(VerdictKind.ALLOW, findings=tuple(findings), decision=decision)
 
+    def _actions_for(self, exchange: Exchange) -> Mapping[Severity, Action]:
+        """The caller's policy rubric when the policy stage resolved one, else the stage's."""
+        policy = exchange.client_policy
+        if policy is None:
+            return self.actions
+        return {s: policy.action_for(s) for s in Severity}
+
+    def _shadow(self, exchange: Exchange) -> bool:
+        policy = exchange.client_policy
+        in_policy = policy is not None and policy.detection_mode == "shadow"
+        return in_policy or exchange.client in self.shadow_clients
+
     def _scan(self, exchange: Exchange) -> list[Finding]:
         live = self.store.live  # one snapshot per request, even if a reload lands meanwhile
-        ctx = Context(client=exchange.client, shadow_client=exchange.client in self.shadow_clients)
+        ctx = Context(client=exchange.client, shadow_client=self._shadow(exchange))
         return scan_segments(live.engine, exchange.conversation.segments, live.suppressor, ctx)
 
     def _block(self, exchange: Exchange, findings: list[Finding], decision: Decision) -> Verdict:
+        actions = self._actions_for(exchange)
         blocking = sorted(
-            {f.rule_id for f in findings if f.mode == "enforce" and self.actions[f.severity] is Action.BLOCK}
+            {f.rule_id for f in findings if f.mode == "enforce" and actions[f.severity] is Action.BLOCK}
         )
         message = (
             f"request blocked: prompt injection detected by rule(s) {', '.join(blocking)} "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,15 +21,17 @@ from proxy.model import Trust
 from proxy.rules.checks import lint as lint_dir
 from proxy.rules.checks import run_examples
 from proxy.rules.evaluate import WORST, Report, evaluate, read_corpus
-from proxy.rules.store import Live, RuleStore
 from proxy.rules.schema import DEFAULT_RULES_DIR
+from proxy.rules.store import Live, RuleStore
 
 app = typer.Typer(help="Lint, test, explain and evaluate detection rules.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
-RulesPath = typer.Argument(DEFAULT_RULES_DIR, help="rules directory", show_default=False)
-RulesOption = typer.Option(DEFAULT_RULES_DIR, "--rules", help="rules directory", show_default=False)
+RulesPath = Annotated[Path, typer.Argument(help="rules directory (default: the shipped set)")]
+RulesOption = Annotated[
+    Path, typer.Option("--rules", help="rules directory (default: the shipped set)", show_default=False)
+]
 
 
 class TrustChoice(StrEnum):
@@ -53,7 +56,10 @@ def _live(path: Path) -> Live:
 
 
 @app.command()
-def lint(path: Path = RulesPath, strict: bool = typer.Option(False, help="warnings fail too")) -> None:
+def lint(
+    path: RulesPath = DEFAULT_RULES_DIR,
+    strict: Annotated[bool, typer.Option(help="warnings fail too")] = False,
+) -> None:
     """Schema, duplicate ids, patterns that compile under RE2, unsafe constructs, expiries."""
     ruleset, problems = lint_dir(path)
     for p in problems:
@@ -69,7 +75,7 @@ def lint(path: Path = RulesPath, strict: bool = typer.Option(False, help="warnin
 
 
 @app.command()
-def test(path: Path = RulesPath) -> None:
+def test(path: RulesPath = DEFAULT_RULES_DIR) -> None:
     """Run every rule's inline `match` / `no_match` examples through the engine."""
     live = _live(path)
     results = run_examples(live.engine)
@@ -86,9 +92,9 @@ def test(path: Path = RulesPath) -> None:
 @app.command()
 def explain(
     text: str,
-    trust: TrustChoice = typer.Option(TrustChoice.user, help="trust the text is read at"),
-    rules: Path = RulesOption,
-    signals: bool = typer.Option(False, help="also show signal-only rules"),
+    trust: Annotated[TrustChoice, typer.Option(help="trust the text is read at")] = TrustChoice.user,
+    rules: RulesOption = DEFAULT_RULES_DIR,
+    signals: Annotated[bool, typer.Option(help="also show signal-only rules")] = False,
 ) -> None:
     """Every rule that fires on TEXT, with spans, the matched text and how it was decoded."""
     live = _live(rules)
@@ -96,21 +102,20 @@ def explain(
     if not hits:
         out.print(f"no rule fires ({live.ruleset.digest}, trust {trust.value})")
         return
-    table = Table(title=f"{len(hits)} hit(s), rule set {live.ruleset.digest}, trust {trust.value}")
-    for column in ("rule", "severity", "mode", "span", "matched", "decoding", "sentence"):
-        table.add_column(column, overflow="fold")
+    out.print(f"{len(hits)} hit(s), rule set {live.ruleset.digest}, trust {trust.value}")
     for h in hits:
         mode = h.rule.mode if h.rule.emit else "signal"
-        table.add_row(h.rule.id, str(h.rule.severity), mode, f"{h.start}:{h.end}",
-                      text[h.start : h.end][:80], "+".join(h.decoding), h.excerpt)
-    out.print(table)
+        out.print(f"[bold]{h.rule.id}[/bold] {h.rule.severity} {mode} ({h.rule.category}) "
+                  f"span {h.start}:{h.end} via {'+'.join(h.decoding)}")
+        out.print(f"  matched:  {text[h.start : h.end][:160]!r}")
+        out.print(f"  sentence: {h.excerpt!r}")
 
 
 @app.command("eval")
 def eval_(
-    corpus: Path = typer.Option(..., "--corpus", help="JSONL: text, label, vector"),
-    rules: Path = RulesOption,
-    fmt: Format = typer.Option(Format.table, "--format"),
+    corpus: Annotated[Path, typer.Option("--corpus", help="JSONL: text, label, vector")],
+    rules: RulesOption = DEFAULT_RULES_DIR,
+    fmt: Annotated[Format, typer.Option("--format")] = Format.table,
 ) -> None:
     """Precision, recall and FPR overall and per vector; per-rule hits; worst mistakes."""
     live = _live(rules)
@@ -134,7 +139,7 @@ def _print_report(report: Report, digest: str) -> None:
     table = Table(title=f"rule set {digest}")
     for column in ("scope", "tp", "fp", "tn", "fn", "precision", "recall", "fpr"):
         table.add_column(column, justify="right" if column != "scope" else "left")
-    rows = [("overall", data["overall"])] + list(data["by_vector"].items())
+    rows = [("overall", data["overall"]), *data["by_vector"].items()]
     for name, m in rows:
         table.add_row(name, *(str(m[k]) for k in ("tp", "fp", "tn", "fn", "precision", "recall", "fpr")))
     out.print(table)

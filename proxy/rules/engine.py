@@ -190,15 +190,16 @@ def _best_window(
 def _dedupe(
     raw: list[tuple[Rule, int, int, tuple[str, ...]]],
 ) -> list[tuple[Rule, int, int, tuple[str, ...]]]:
-    """One hit per rule and overlapping span; the first view that found it explains it."""
-    kept: list[tuple[Rule, int, int, tuple[str, ...]]] = []
-    per_rule: dict[str, list[tuple[int, int]]] = {}
+    """One hit per rule and overlapping span: the widest; on a tie the first view explains it."""
+    per_rule: dict[str, list[tuple[Rule, int, int, tuple[str, ...]]]] = {}
     for hit in raw:
-        spans = per_rule.setdefault(hit[0].id, [])
-        if len(spans) >= MAX_SPANS_PER_RULE:
+        kept = per_rule.setdefault(hit[0].id, [])
+        overlap = [i for i, k in enumerate(kept) if hit[1] < k[2] and k[1] < hit[2]]
+        if not overlap:
+            if len(kept) < MAX_SPANS_PER_RULE:
+                kept.append(hit)
             continue
-        if any(hit[1] < e and s < hit[2] for s, e in spans):
-            continue
-        spans.append((hit[1], hit[2]))
-        kept.append(hit)
-    return kept
+        i = overlap[0]
+        if hit[2] - hit[1] > kept[i][2] - kept[i][1]:
+            kept[i] = hit
+    return [hit for hits in per_rule.values() for hit in hits]

@@ -1,8 +1,9 @@
 """Folds text into the form rules are written against, remembering how to map spans back.
 
 The primary view: NFKC, diacritics stripped from Latin letters, look-alikes inside mixed-script
-words folded to ASCII with the confusables table (whole words in another script stay as they are), zero-width / bidi / variation / tag characters removed (tag characters
-spell hidden ASCII and are decoded), lower-cased. An optional second view also undoes leetspeak
+words folded to ASCII with the confusables table (whole words in another script stay as they
+are), zero-width / bidi / variation / tag characters removed (tag characters spell hidden ASCII
+and are decoded), lower-cased. An optional second view also undoes leetspeak
 and letter spacing ("1gn0r3", "i g n o r e"); it is built only when the text has such tokens,
 because it damages ordinary text (numbers, e-mail addresses). Folding happens only in the text
 we match on; findings report spans in the original. Token searches use RE2: linear in the input.
@@ -104,7 +105,7 @@ def _lookalike(ch: str) -> str | None:
 
 
 def _mixed_script(text: str, start: int, end: int) -> bool:
-    """A non-ASCII run glued to ASCII letters is a look-alike spoof ("іgnоrе"), not a word."""
+    """A non-ASCII run glued to ASCII letters is a look-alike spoof (Cyrillic "o" inside "ignore"), not a word."""
     before = start > 0 and text[start - 1].isascii() and text[start - 1].isalpha()
     after = end < len(text) and text[end].isascii() and text[end].isalpha()
     return before or after
