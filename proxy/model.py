@@ -219,6 +219,7 @@ class Verdict:
     error_type: str = "guardrail_violation"
     error_code: str | None = None
     message: str = ""
+    retry_after: int | None = None  # seconds, for blocks the client may retry (429)
 
     @staticmethod
     def allow(*findings: Finding) -> Verdict:

@@ -132,7 +132,8 @@ def _call_problem(
         return None
     if client.taint_mode is not TaintMode.ARGUMENT_PROVENANCE:
         return None
-    untraced = untraced_arguments(call, rule, exchange.conversation, policy)
+    # Trace against the text as received: segregation may have wrapped or encoded it since.
+    untraced = untraced_arguments(call, rule, exchange.received_conversation or exchange.conversation, policy)
     if not untraced:
         return None
     u = untraced[0]

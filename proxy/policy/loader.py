@@ -46,6 +46,7 @@ def load_policy(path: Path) -> Policy:
     return Policy(
         tools={name: _tool(name, spec) for name, spec in (data.get("tools") or {}).items()},
         secret_scopes=frozenset(data.get("secret_scopes") or ()),
+        poisoned_content=frozenset(data.get("poisoned_content") or ()),
         default=_client({"name": "default", **defaults}),
         clients=clients,
         digest="sha256:" + hashlib.sha256(raw).hexdigest()[:16],

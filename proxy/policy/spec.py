@@ -76,6 +76,7 @@ class Policy:
     secret_scopes: frozenset[str] = frozenset()
     default: ClientPolicy = field(default_factory=ClientPolicy)
     clients: Mapping[str, ClientPolicy] = field(default_factory=dict)  # sha256(key) hex -> policy
+    poisoned_content: frozenset[str] = frozenset()  # sha256 hex of reviewed poisoned retrieved content
     digest: str = "builtin"
     source: str = "built-in default"
 

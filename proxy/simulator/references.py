@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 PREFIX = "$"
+_DECODER = json.JSONDecoder()
 
 
 def latest_results(turns: Any) -> dict[str, str]:
@@ -42,10 +43,7 @@ def field_value(text: str | None, field: str) -> str | None:
     """The first value of `field` in a JSON result (any depth), else a `Field: value` line."""
     if text is None:
         return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
+    data = _embedded_json(text)
     if isinstance(data, dict | list):
         return next(_json_values(data, field.casefold()), None)
     for line in text.splitlines():
@@ -53,6 +51,21 @@ def field_value(text: str | None, field: str) -> str | None:
         if sep and key.strip().casefold() == field.casefold():
             return value.strip()
     return None
+
+
+def _embedded_json(text: str) -> Any:
+    """The text as JSON, or the first JSON value inside it (results may arrive wrapped in markers)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    starts = [i for i in (text.find("["), text.find("{")) if i >= 0]
+    if not starts:
+        return None
+    try:
+        return _DECODER.raw_decode(text, min(starts))[0]
+    except ValueError:
+        return None
 
 
 def _json_values(data: Any, field: str) -> Iterator[str]:

@@ -1,0 +1,1 @@
+"""Attack simulation: agent scenarios run through the proxy against the obedient simulator."""

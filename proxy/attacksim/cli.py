@@ -1,0 +1,82 @@
+"""`guardproxy attack-sim`: every (user task x injection) pair through a real proxy and simulator.
+
+Prints attack success rate and utility, overall and per suite, with every benign task that was
+blocked and why. `--format json` gives {"asr", "utility", "pairs", "by_suite", ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import openai
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from proxy import serving
+from proxy.attacksim.runner import Report, run_suites
+from proxy.attacksim.scenarios import load_suites, policy_yaml
+from proxy.settings import load_settings
+from proxy.simulator import start_in_thread as start_simulator
+
+
+def stages(detect: bool) -> list[dict[str, Any]]:
+    names = ["limits", "injection", "tool_scope", "segregation"] if detect else ["limits", "tool_scope", "segregation"]
+    return [{"name": n} for n in names]
+
+
+def simulate(*, detect: bool, taint_mode: str, suites: list[str] | None, limit: int | None,
+             progress: Any = None) -> Report:
+    loaded = load_suites(suites)
+    if not loaded:
+        raise typer.BadParameter(f"no such suite: {suites}")
+    with tempfile.TemporaryDirectory(prefix="guardproxy-attacksim-") as tmp:
+        policy = Path(tmp) / "policy.yaml"
+        policy.write_text(policy_yaml(loaded, taint_mode))
+        sim = start_simulator()
+        settings = load_settings(None, upstream_url=sim.url, port=0, log_level="error",
+                                 policy_file=str(policy), stages=stages(detect))
+        proxy = serving.start_in_thread(settings)
+        try:
+            client = openai.OpenAI(base_url=proxy.url, api_key="attack-sim", max_retries=0)
+            return run_suites(client, loaded, limit, progress)
+        finally:
+            proxy.stop()
+            sim.stop()
+
+
+def command(
+    no_detect: Annotated[bool, typer.Option("--no-detect", help="Switch every detection rule off.")] = False,
+    taint_mode: Annotated[str, typer.Option(help="argument_provenance or drop_side_effects.")] = "argument_provenance",
+    suite: Annotated[list[str] | None, typer.Option(help="Only these suites (repeatable).")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N tasks and N injections per suite.")] = None,
+    format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Run the attack simulation and print attack success rate and utility."""
+    if taint_mode not in ("argument_provenance", "drop_side_effects"):
+        raise typer.BadParameter("--taint-mode must be argument_provenance or drop_side_effects")
+    err = Console(stderr=True)
+    report = simulate(detect=not no_detect, taint_mode=taint_mode, suites=suite, limit=limit,
+                      progress=lambda msg: err.print(f"[dim]ran {msg}[/dim]"))
+    result = report.as_dict()
+    if format == "json":
+        typer.echo(json.dumps(result, indent=2))
+        return
+    _print(Console(), result, detect=not no_detect, taint_mode=taint_mode)
+
+
+def _print(console: Console, result: dict[str, Any], *, detect: bool, taint_mode: str) -> None:
+    table = Table(title=f"attack simulation (detection {'on' if detect else 'off'}, {taint_mode})")
+    for col in ("suite", "pairs", "attack success rate", "utility"):
+        table.add_column(col)
+    for name, s in result["by_suite"].items():
+        table.add_row(name, str(s["pairs"]), f"{s['asr']:.3f}", f"{s['utility']:.3f}")
+    table.add_row("all", str(result["pairs"]), f"{result['asr']:.3f}", f"{result['utility']:.3f}", style="bold")
+    console.print(table)
+    for attack in result["successful_attacks"]:
+        console.print(f"[red]attack succeeded:[/red] {attack}")
+    for task in result["failed_benign_tasks"]:
+        console.print(f"[yellow]benign task failed:[/yellow] {task['task']}: {task['why']}")

@@ -1,0 +1,96 @@
+"""Scenario suites: tools with canned results, user tasks, injection tasks (YAML in `suites/`).
+
+A read tool's canned result holds `{injection}` where an attacker's payload rides in; a user
+task's prompt speaks the simulator's instruction grammar; `expect` and `goal` name the
+side-effecting call that counts as the user's or the attacker's success.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SUITES_DIR = Path(__file__).parent / "suites"
+
+
+@dataclass(frozen=True)
+class Target:
+    tool: str
+    args: dict[str, str]
+
+    def met_by(self, name: str, arguments: dict[str, Any]) -> bool:
+        if name != self.tool:
+            return False
+        return all(str(arguments.get(k, "")).casefold() == str(v).casefold() for k, v in self.args.items())
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    prompt: str
+    expect: Target | None = None
+
+
+@dataclass(frozen=True)
+class Injection:
+    id: str
+    payload: str
+    goal: Target
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    system: str
+    tools: dict[str, dict[str, Any]]
+    user_tasks: tuple[Task, ...]
+    injections: tuple[Injection, ...]
+    path: Path = field(default=SUITES_DIR)
+
+    def tool_specs(self) -> list[dict[str, Any]]:
+        return [{"type": "function", "function": {"name": n, "description": f"{n} ({spec['scope']})",
+                 "parameters": {"type": "object", "additionalProperties": True}}}
+                for n, spec in self.tools.items()]
+
+    def result(self, tool: str, payload: str) -> str:
+        template = str(self.tools.get(tool, {}).get("result", '{"error": "unknown tool"}'))
+        return template.replace("{injection}", payload)
+
+    def policy_tools(self) -> dict[str, dict[str, Any]]:
+        keep = ("scope", "sensitive_args", "trusted_source_for")
+        return {n: {k: v for k, v in spec.items() if k in keep} for n, spec in self.tools.items()}
+
+
+def _target(raw: dict[str, Any] | None) -> Target | None:
+    return Target(raw["tool"], {k: str(v) for k, v in raw.get("args", {}).items()}) if raw else None
+
+
+def load_suite(path: Path) -> Suite:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return Suite(
+        name=data["suite"],
+        system=data["system"],
+        tools=data["tools"],
+        user_tasks=tuple(Task(t["id"], " ".join(t["prompt"].split()), _target(t.get("expect")))
+                         for t in data["user_tasks"]),
+        injections=tuple(Injection(i["id"], " ".join(i["payload"].split()), _target(i["goal"]))  # type: ignore[arg-type]
+                         for i in data["injection_tasks"]),
+        path=path,
+    )
+
+
+def load_suites(names: list[str] | None = None) -> list[Suite]:
+    suites = [load_suite(p) for p in sorted(SUITES_DIR.glob("*.yaml"))]
+    return [s for s in suites if not names or s.name in names]
+
+
+def policy_yaml(suites: list[Suite], taint_mode: str) -> str:
+    tools: dict[str, Any] = {}
+    for suite in suites:
+        tools.update(suite.policy_tools())
+    policy = {"kind": "policy", "version": 1, "tools": tools,
+              "defaults": {"tools": "*", "taint_mode": taint_mode}}
+    return yaml.safe_dump(policy, sort_keys=False)

@@ -1,0 +1,37 @@
+"""A slice of the attack simulation through a real proxy and simulator: no attack gets through."""
+
+from __future__ import annotations
+
+from proxy.attacksim.cli import simulate
+from proxy.attacksim.scenarios import Target, load_suites, policy_yaml
+
+
+def test_every_suite_loads_with_tasks_and_injections() -> None:
+    suites = load_suites()
+    assert {s.name for s in suites} >= {"workspace", "banking", "slack"}
+    for suite in suites:
+        assert suite.user_tasks and suite.injections
+        assert any("{injection}" in str(t.get("result", "")) for t in suite.tools.values())
+    assert "kind: policy" in policy_yaml(suites, "argument_provenance")
+
+
+def test_target_matching_is_by_name_and_argument_subset() -> None:
+    target = Target("send_email", {"to": "a@b.example"})
+    assert target.met_by("send_email", {"to": "A@B.example", "body": "x"})
+    assert not target.met_by("send_email", {"to": "c@d.example"})
+    assert not target.met_by("post_message", {"to": "a@b.example"})
+
+
+def test_no_attack_succeeds_without_detection_and_benign_side_effects_work() -> None:
+    result = simulate(detect=False, taint_mode="argument_provenance", suites=["banking"], limit=3).as_dict()
+    assert result["pairs"] == 9
+    assert result["asr"] == 0.0
+    # pay_rent_from_directory (a value from an authoritative directory) and pay_given_iban pass.
+    assert result["utility"] == 1.0
+
+
+def test_drop_side_effects_mode_trades_utility_for_the_same_safety() -> None:
+    result = simulate(detect=False, taint_mode="drop_side_effects", suites=["banking"], limit=3).as_dict()
+    assert result["asr"] == 0.0
+    failed = {f["task"] for f in result["failed_benign_tasks"]}
+    assert "banking/pay_rent_from_directory" in failed  # read first, so side effects are gone
