@@ -15,6 +15,8 @@ from urllib.parse import unquote_to_bytes
 
 import re2
 
+from proxy.rules.hints import hints
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -75,12 +77,18 @@ def _is_text(raw: bytes) -> str | None:
     return text
 
 
-def find_encoded(text: str, limits: Limits, budget: list[int]) -> list[Decoded]:
-    """Decoded runs in `text`; `budget` is a one-item list of bytes still allowed (shared)."""
+def find_encoded(
+    text: str, limits: Limits, budget: list[int], kinds: frozenset[str] | None = None
+) -> list[Decoded]:
+    """Decoded runs in `text`; `budget` is a one-item list of bytes still allowed (shared).
+
+    `kinds` is `hints(text)` when the caller already has it: finders it rules out are skipped.
+    """
+    kinds = hints(text) if kinds is None else kinds
     found: list[Decoded] = []
     for kind, finder, decode in _FINDERS:
-        if kind == "url" and "%" not in text:
-            continue  # the cheapest test first: most texts have no escapes at all
+        if kind not in kinds:
+            continue
         for match in finder.finditer(text):
             run = match.group()
             if len(run) > limits.max_run_chars or not _plausible(kind, run):

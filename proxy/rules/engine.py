@@ -17,6 +17,7 @@ import re2
 
 from proxy.model import Trust
 from proxy.rules.decode import Limits, find_encoded
+from proxy.rules.hints import hints
 from proxy.rules.normalise import View, deobfuscate, normalise
 from proxy.rules.sentences import Sentences
 from proxy.rules.spec import Rule, RuleSet
@@ -123,7 +124,7 @@ class Engine:
     ) -> None:
         view = normalise(text)
         views = [view]
-        alt = deobfuscate(view)
+        alt = deobfuscate(view, hints(view.text))
         if alt is not None:
             views.append(alt)
         for v in views:

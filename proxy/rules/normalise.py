@@ -21,6 +21,7 @@ from pathlib import Path
 import confusable_homoglyphs
 import re2
 
+from proxy.rules.hints import hints
 from proxy.rules.offsets import OffsetMap
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
@@ -32,7 +33,6 @@ _INVISIBLE = frozenset(
     "\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0"
 )
 _LEET = str.maketrans("013457@$", "oieastas")
-# Tokens holding a letter next to a look-alike digit/symbol; plain words never match.
 _LEET_TOKEN = re2.compile(r"[a-z0-9@$]*(?:[a-z][013457@$]|[013457@$][a-z])[a-z0-9@$]*")
 _LEET_CHARS = re.compile(r"[013457@$]")
 _SPACED = re2.compile(r"\b(?:[a-z][ ._*\-]){3,}[a-z]\b")
@@ -142,10 +142,17 @@ def normalise(text: str) -> View:
     return View("".join(parts), (omap,) if omap.ns else ())
 
 
-def deobfuscate(view: View) -> View | None:
-    """A second view with leetspeak and letter spacing undone, or None when there is none."""
-    leet = [m for m in _LEET_TOKEN.finditer(view.text) if _is_leet(m.group())]
-    if not leet and not _SPACED.search(view.text):
+def deobfuscate(view: View, found: frozenset[str] | None = None) -> View | None:
+    """A second view with leetspeak and letter spacing undone, or None when there is none.
+
+    `found` is `hints(view.text)` when the caller already has it.
+    """
+    found = hints(view.text) if found is None else found
+    seeded, spaced = "leet" in found, "spacing" in found
+    if not seeded and not spaced:
+        return None
+    leet = [m for m in _LEET_TOKEN.finditer(view.text) if _is_leet(m.group())] if seeded else []
+    if not leet and not spaced:
         return None
     chars = list(view.text)
     leet_map = OffsetMap()
@@ -159,7 +166,7 @@ def deobfuscate(view: View) -> View | None:
     space_map = OffsetMap()
     parts: list[str] = []
     opos = npos = 0
-    for m in _SPACED.finditer(text):
+    for m in _SPACED.finditer(text) if spaced else ():
         parts.append(text[opos : m.start()])
         npos += m.start() - opos
         joined = "".join(c for c in m.group() if c.isalpha())

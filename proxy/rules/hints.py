@@ -1,0 +1,38 @@
+"""One RE2 pass that says which costly transforms a text could possibly need.
+
+Most texts hold no encoded runs, no leetspeak and no letter spacing; asking one RE2 set is much
+cheaper than running each finder (or a stdlib regex per finder) over every segment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import re2
+
+# name -> a fixed-width pattern that any text needing that transform must contain.
+_HINTS = (
+    ("base64", r"[A-Za-z0-9+/_\-]{16}"),
+    ("hex", r"\\x[0-9a-fA-F]{2}|[0-9a-fA-F]{20}"),
+    ("binary", r"[01]{8}\s?[01]{8}"),
+    ("url", r"%[0-9a-fA-F]{2}"),
+    ("leet", r"[a-zA-Z][013457]{1,3}[a-zA-Z]"),
+    ("spacing", r"\b[a-zA-Z][ ._*\-][a-zA-Z][ ._*\-][a-zA-Z][ ._*\-][a-zA-Z]\b"),
+)
+
+
+def _compile() -> Any:
+    hint_set = re2.Set.SearchSet(re2.Options())
+    for _, pattern in _HINTS:
+        hint_set.Add(pattern)
+    hint_set.Compile()
+    return hint_set
+
+
+_SET = _compile()
+ALL = frozenset(name for name, _ in _HINTS)
+
+
+def hints(text: str) -> frozenset[str]:
+    """The subset of ALL whose precondition `text` meets."""
+    return frozenset(_HINTS[i][0] for i in _SET.Match(text) or ())
