@@ -2,7 +2,8 @@
 
 `create_app(settings)` wires the pieces (upstream client, guard pipeline, relay); the routes only
 translate between HTTP and those pieces. Every response, errors included, carries
-`x-guardproxy-request-id`, and every error leaves in OpenAI's error shape.
+`x-guardproxy-request-id`, and every error leaves in its route's wire shape (Anthropic's on
+/v1/messages, OpenAI's everywhere else).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -21,15 +23,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy import __version__
 from proxy.body import read_json
-from proxy.errors import GuardProxyError, InvalidRequest, NotFound
-from proxy.guards.base import Guard, Lifecycle, Readiness
+from proxy.errors import GuardProxyError, InvalidRequest, NotFound, anthropic_error_body
+from proxy.evidence.recorder import evidence_recorder
+from proxy.guards.base import ExchangeObserver, Guard, Lifecycle, Readiness
 from proxy.guards.registry import build_pipeline
 from proxy.model import Exchange, Timings
 from proxy.policy.auth import api_key_from
+from proxy.policy.spec import hash_key
 from proxy.policy.store import PolicyStore
-from proxy.providers import openai_chat
+from proxy.providers.anthropic_messages import ANTHROPIC
+from proxy.providers.base import Provider
+from proxy.providers.openai_chat import OPENAI
 from proxy.relay import ChatRelay, Observer
+from proxy.admission import Admission
 from proxy.settings import Settings
+from proxy.stream_guard import StreamLimits
+from proxy.telemetry import Telemetry, TelemetryMiddleware
 from proxy.upstream import Upstream, relay_headers
 
 log = logging.getLogger("guardproxy.app")
@@ -66,17 +75,35 @@ def create_app(
     *,
     extra_guards: dict[str, Guard] | None = None,
     observers: Sequence[Observer] = (),
+    telemetry: Telemetry | None = None,
 ) -> FastAPI:
+    telemetry = telemetry or Telemetry.from_env()  # tests inject in-memory exporters
     pipeline = build_pipeline(settings, extra_guards)
+    pipeline.stage_hook = telemetry.stage
+    admission = Admission(
+        settings.admission, default_concurrency=settings.upstream_max_connections,
+        upstream=urlsplit(settings.upstream_url).hostname or "", observer=telemetry,
+    )
+    telemetry.watch(admission)
     guards = [stage.guard for stage in pipeline.stages]
+    # Guards that learn from finished exchanges (e.g. quarantine counters) watch them too.
+    observers = [*observers, *(g.observe for g in guards if isinstance(g, ExchangeObserver))]
     policies = PolicyStore(settings.policy_path)
+    recorder = evidence_recorder(settings, pipeline)  # None when evidence is off
+    if recorder is not None:
+        observers = [*observers, recorder]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         upstream = Upstream(settings)
         app.state.upstream = upstream
-        app.state.relay = ChatRelay(pipeline, upstream, observers)
+        app.state.relay = ChatRelay(
+            pipeline, upstream, observers, telemetry=telemetry, admission=admission,
+            stream_limits=StreamLimits(settings.stream.holdback_chars, settings.stream.max_hold_chars),
+        )
         await policies.start()
+        if recorder is not None:
+            await recorder.start()
         for guard in guards:
             if isinstance(guard, Lifecycle):
                 await guard.start()
@@ -89,28 +116,42 @@ def create_app(
                 if isinstance(guard, Lifecycle):
                     await guard.close()
             await policies.close()
+            if recorder is not None:
+                await recorder.close()  # drains queued bundles before the process goes
             await upstream.aclose()
+            telemetry.shutdown()  # flushes exporters
 
     app = FastAPI(title="guardproxy", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.pipeline = pipeline
+    app.state.telemetry = telemetry
+    app.state.evidence = recorder
     _add_error_handlers(app)
     _add_routes(app, settings, guards, policies)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(TelemetryMiddleware, telemetry=telemetry)  # outermost: sees it all
     return app
 
 
 def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies: PolicyStore) -> None:
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
+        return await relay_chat(request, OPENAI)
+
+    @app.post("/v1/messages")
+    async def messages(request: Request) -> Response:
+        return await relay_chat(request, ANTHROPIC)
+
+    async def relay_chat(request: Request, provider: Provider) -> Response:
         received = time.perf_counter()
         raw, body = await read_json(
             request, max_bytes=settings.max_body_bytes, timeout_s=settings.timeouts.client_body_s
         )
         policy = policies.current
-        client_policy = policy.authenticate(api_key_from(request.headers))
-        conversation = openai_chat.parse(body)
+        api_key = api_key_from(request.headers)
+        client_policy = policy.authenticate(api_key)
+        conversation = provider.parse(body)
         exchange = Exchange(
             request_id=request.state.request_id,
             conversation=conversation,
@@ -119,9 +160,11 @@ def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies:
             client_policy=client_policy,
             received_conversation=conversation,
             timings=Timings(received=received),
+            attributes={"client_key_id": hash_key(api_key)[:16]} if api_key else {},
         )
+        request.state.exchange = exchange  # timing headers and the SERVER span read it
         relay: ChatRelay = request.app.state.relay
-        return await relay.handle(exchange, dict(request.headers), raw)
+        return await relay.handle(exchange, dict(request.headers), raw, provider)
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
@@ -132,6 +175,11 @@ def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies:
         finally:
             await response.aclose()
         return Response(data, status_code=response.status_code, headers=relay_headers(response.headers))
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        body, content_type = request.app.state.telemetry.render_metrics()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -147,6 +195,9 @@ def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies:
             if isinstance(guard, Readiness):
                 g_ok, g_detail = guard.ready()
                 checks[guard.name] = {"ok": g_ok, "detail": g_detail}
+        if request.app.state.evidence is not None:
+            e_ok, e_detail = request.app.state.evidence.ready()  # queue, written, overflow counts
+            checks["evidence"] = {"ok": e_ok, "detail": e_detail}
         ready = all(c["ok"] for c in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
@@ -176,4 +227,11 @@ def _error_response(request: Request, exc: GuardProxyError) -> JSONResponse:
     if request_id:
         # Set here too: a 500 leaves through Starlette's outermost layer, past our middleware.
         headers[REQUEST_ID_HEADER] = request_id
-    return JSONResponse(exc.body(request_id), status_code=exc.status_code, headers=headers)
+    return JSONResponse(_error_body(request, exc, request_id), status_code=exc.status_code, headers=headers)
+
+
+def _error_body(request: Request, exc: GuardProxyError, request_id: str | None) -> dict[str, Any]:
+    """One error tree, two wire shapes: Anthropic SDKs parse only Anthropic's."""
+    if request.url.path.startswith("/v1/messages"):
+        return anthropic_error_body(exc, request_id)
+    return exc.body(request_id)

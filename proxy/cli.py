@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from proxy.attacksim.cli import command as attack_sim_command
 from proxy.errors import ConfigError
 from proxy.settings import Settings, load_settings
 
@@ -80,15 +81,16 @@ def demo() -> None:
 
 
 def _mount_optional() -> None:
-    """Subcommand groups that live with their feature (rule tooling lives in proxy.rules)."""
-    try:
-        from proxy.rules.cli import app as rules_app
-    except ImportError:
-        return
+    """Subcommand groups that live with their feature (rules in proxy.rules, review in proxy.evidence)."""
+    from proxy.evidence.cli import app as evidence_app
+    from proxy.rules.cli import app as rules_app
+
     app.add_typer(rules_app, name="rules", help="Lint, test, explain and evaluate detection rules.")
+    app.add_typer(evidence_app, name="evidence", help="Review evidence bundles: list, show, verify, report.")
 
 
 _mount_optional()
+app.command("attack-sim")(attack_sim_command)
 
 
 def main() -> None:

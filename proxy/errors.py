@@ -79,6 +79,20 @@ class PayloadTooLarge(InvalidRequest):
     code = "payload_too_large"
 
 
+class InputLimitExceeded(PayloadTooLarge):
+    """Over an upstream's admission cap on input size (characters or estimated tokens)."""
+
+    code = "input_limit_exceeded"
+
+
+class Overloaded(GuardProxyError):
+    """Shed by admission control (queue full or wait too long): 429 or 503, with Retry-After."""
+
+    status_code = 429
+    error_type = "overloaded_error"
+    code = "overloaded"
+
+
 class RequestTimeout(InvalidRequest):
     status_code = 408
     code = "client_body_timeout"
@@ -123,3 +137,37 @@ class UpstreamTimeout(UpstreamError):
 
 class UpstreamProtocolError(UpstreamError):
     code = "upstream_bad_response"
+
+
+# Anthropic's error shape: {"type": "error", "error": {"type", "message"}, "request_id"}. Its
+# `type` is what Anthropic SDKs branch on; guardproxy's own types (guardrail_violation ...) are kept
+# because they say more than the HTTP class, and the SDK picks its exception by status anyway.
+_ANTHROPIC_TYPE_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+_OWN_TYPES = frozenset({"guardrail_violation", "guardrail_unavailable", "overloaded_error"})
+
+
+def anthropic_error_body(error: GuardProxyError, request_id: str | None = None) -> dict[str, Any]:
+    """The same error in Anthropic's shape; `code`, `param` and extras ride along in `error`."""
+    if error.error_type in _OWN_TYPES:
+        kind = error.error_type
+    else:
+        kind = _ANTHROPIC_TYPE_BY_STATUS.get(error.status_code, "api_error")
+    err: dict[str, Any] = {"type": kind, "message": error.message, "code": error.code}
+    if error.param is not None:
+        err["param"] = error.param
+    err.update(error.extra)
+    body: dict[str, Any] = {"type": "error", "error": err}
+    if request_id:
+        body["request_id"] = request_id
+    return body

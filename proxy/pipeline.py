@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from proxy.guards.base import Guard
@@ -28,6 +29,12 @@ from proxy.model import (
 from proxy.settings import StageSettings
 
 log = logging.getLogger("guardproxy.pipeline")
+# Wraps each stage run (telemetry's `guardrail.stage` span); the app sets it, default does nothing.
+StageHook = Callable[[Exchange, str, Phase], AbstractContextManager[None]]
+
+
+def no_stage_hook(exchange: Exchange, name: str, phase: Phase) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +52,31 @@ class Pipeline:
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
+        self.stage_hook: StageHook = no_stage_hook
 
     def names(self) -> list[str]:
         return [s.name for s in self.stages]
+
+    def subset(self, stages: Sequence[Stage]) -> Pipeline:
+        """Some of these stages, configured alike (hooks too): a stream runs its output checks so."""
+        sub = Pipeline(stages)
+        sub.__dict__.update({k: v for k, v in self.__dict__.items() if k != "stages"})
+        return sub
+
+    def record(
+        self,
+        exchange: Exchange,
+        stage: str,
+        phase: Phase,
+        verdict: Verdict,
+        *,
+        status: StageStatus = StageStatus.OK,
+        detail: str = "",
+        duration_ms: float = 0.0,
+    ) -> None:
+        """Record a verdict reached outside `run` (a stream inspector's), exactly as `run` would."""
+        exchange.stages.append(StageRecord(stage, phase, status, verdict.kind, duration_ms, detail))
+        self._apply(exchange, verdict, phase)
 
     async def run(self, exchange: Exchange, phase: Phase) -> Verdict:
         """Run every stage of `phase`: the block verdict if one blocked, else transform or allow."""
@@ -62,7 +91,8 @@ class Pipeline:
                     StageRecord(stage.name, phase, StageStatus.SKIPPED, None, 0.0, why)
                 )
                 continue
-            verdict = await self._run_stage(stage, exchange, phase)
+            with self.stage_hook(exchange, stage.name, phase):
+                verdict = await self._run_stage(stage, exchange, phase)
             if verdict.kind is VerdictKind.BLOCK:
                 blocked = verdict
             transformed = transformed or verdict.kind is VerdictKind.TRANSFORM
@@ -113,4 +143,6 @@ class Pipeline:
         if phase is Phase.INPUT and verdict.conversation is not None:
             exchange.conversation = verdict.conversation
         if phase is Phase.OUTPUT and verdict.output is not None:
+            # Evidence shows what the model produced, withheld tool calls included.
+            exchange.attributes.setdefault("upstream_output", exchange.output)
             exchange.output = verdict.output

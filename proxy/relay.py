@@ -7,18 +7,27 @@ OpenAI-style error here; exceptions from guards never get this far (the pipeline
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 import httpx
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
+from proxy.admission import Admission
 from proxy.errors import GuardProxyError, UpstreamProtocolError
+from proxy.guards.base import RewritingGuard
 from proxy.model import Exchange, Phase, Verdict, VerdictKind
 from proxy.pipeline import Pipeline
-from proxy.providers import openai_chat
-from proxy.streaming import relay_openai_sse
+from proxy.providers.base import Provider
+from proxy.providers.openai_chat import OPENAI
+from proxy.stream_guard import StreamLimits, StreamSession
+from proxy.streaming import relay_guarded_sse
+from proxy.telemetry import Telemetry
+from proxy.telemetry.upstream_call import UpstreamCall
 from proxy.upstream import Upstream, relay_headers, translate
 
 Observer = Callable[[Exchange], Awaitable[None]]
@@ -26,82 +35,158 @@ MAX_UPSTREAM_BODY = 64 * 1024 * 1024  # a completion larger than this is not a c
 
 
 class ChatRelay:
-    def __init__(self, pipeline: Pipeline, upstream: Upstream, observers: Sequence[Observer] = ()) -> None:
+    def __init__(
+        self, pipeline: Pipeline, upstream: Upstream, observers: Sequence[Observer] = (), *,
+        telemetry: Telemetry | None = None, admission: Admission | None = None,
+        stream_limits: StreamLimits | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.upstream = upstream
         self.observers = list(observers)
+        self.telemetry = telemetry or Telemetry.disabled()
+        self.admission = admission  # None: no admission control
+        self.stream_limits = stream_limits or StreamLimits()
 
-    async def handle(self, exchange: Exchange, client_headers: dict[str, str], raw: bytes) -> Response:
+    async def handle(
+        self, exchange: Exchange, client_headers: dict[str, str], raw: bytes, provider: Provider = OPENAI
+    ) -> Response:
+        if self.admission is not None:
+            self.admission.precheck(exchange)  # input cap, full queue: shed before any work
         start = time.perf_counter()
-        verdict = await self.pipeline.run(exchange, Phase.INPUT)
+        with self.telemetry.scan(exchange, Phase.INPUT):
+            verdict = await self.pipeline.run(exchange, Phase.INPUT)
         exchange.timings.guard_in_ms = _ms_since(start)
+        self._begin(exchange)
         if verdict.kind is VerdictKind.BLOCK:
             await self._finish(exchange)
             raise blocked_error(verdict, exchange)
-        body = openai_chat.render(exchange.conversation)
+        body = provider.render(exchange.conversation)
         content = raw if body is exchange.conversation.raw else json.dumps(body).encode()
-        headers = self.upstream.headers(client_headers, has_body=True)
+        headers = self.upstream.headers(client_headers, has_body=True, provider=provider.name)
+        lease = await self.admission.admit(exchange) if self.admission is not None else None
+        call = self.telemetry.upstream_call(exchange, self.upstream.base_url, lease)
+        call.inject(headers)  # traceparent: the upstream's own spans join this trace
         sent = time.perf_counter()
         try:
             response = await self.upstream.send(
-                "POST", "/chat/completions", content=content, headers=headers,
-                stream=exchange.conversation.stream,
+                "POST", provider.upstream_path, content=content, headers=headers,
+                stream=exchange.conversation.stream, provider=provider.name,
             )
-        except GuardProxyError:
+        except GuardProxyError as exc:
             exchange.timings.upstream_ms = _ms_since(sent)
-            await self._finish(exchange)
+            call.upstream_done(error=exc.code or "upstream_error")
+            await self._finish(exchange, call)
+            raise
+        except asyncio.CancelledError:
+            call.upstream_done(error="cancelled")  # frees the slot
             raise
         exchange.upstream_status = response.status_code
         if exchange.conversation.stream and response.status_code == 200:
-            return self._stream(exchange, response, sent)
-        return await self._plain(exchange, response, sent)
+            return self._stream(exchange, response, sent, call, provider)
+        return await self._plain(exchange, response, sent, call, provider)
 
-    async def _plain(self, exchange: Exchange, response: httpx.Response, sent: float) -> Response:
+    async def _plain(
+        self, exchange: Exchange, response: httpx.Response, sent: float, call: UpstreamCall,
+        provider: Provider,
+    ) -> Response:
         try:
             data = await _read_bounded(response)
+        except GuardProxyError as exc:
+            call.upstream_done(response.headers, error=exc.code or "upstream_error")
+            call.end(exchange)
+            raise
         finally:
             exchange.timings.upstream_ms = _ms_since(sent)
+            call.upstream_done(response.headers)
             await response.aclose()
         headers = relay_headers(response.headers) | guard_headers(exchange)
         if response.status_code != 200:
             # Upstream errors are relayed faithfully: same status, same body.
-            await self._finish(exchange)
+            await self._finish(exchange, call)
             return Response(data, status_code=response.status_code, headers=headers)
         try:
             parsed = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            await self._finish(exchange)
+            call.fail("upstream_bad_response")
+            await self._finish(exchange, call)
             raise UpstreamProtocolError("upstream answered 200 with a body that is not JSON") from None
-        exchange.output = openai_chat.parse_output(parsed)
+        exchange.output = provider.parse_output(parsed)
         out_start = time.perf_counter()
-        verdict = await self.pipeline.run(exchange, Phase.OUTPUT)
+        with self.telemetry.scan(exchange, Phase.OUTPUT):
+            verdict = await self.pipeline.run(exchange, Phase.OUTPUT)
         exchange.timings.guard_out_ms = _ms_since(out_start)
-        await self._finish(exchange)
+        await self._finish(exchange, call)
         if verdict.kind is VerdictKind.BLOCK:
             raise blocked_error(verdict, exchange)
         if exchange.output is not None and verdict.kind is VerdictKind.TRANSFORM:
-            data = json.dumps(openai_chat.render_output(parsed, exchange.output)).encode()
+            data = json.dumps(provider.render_output(parsed, exchange.output)).encode()
         headers = relay_headers(response.headers) | guard_headers(exchange)
         return Response(data, status_code=200, headers=headers)
 
-    def _stream(self, exchange: Exchange, response: httpx.Response, sent: float) -> Response:
-        async def on_end() -> None:
-            exchange.timings.upstream_ms = _ms_since(sent)
-            out_start = time.perf_counter()
-            await self.pipeline.run(exchange, Phase.OUTPUT)  # records; the bytes already left
-            exchange.timings.guard_out_ms = _ms_since(out_start)
-            await self._finish(exchange)
+    def _stream(
+        self, exchange: Exchange, response: httpx.Response, sent: float, call: UpstreamCall,
+        provider: Provider,
+    ) -> Response:
+        session = StreamSession(self.pipeline, exchange, provider.stream_codec(), self.stream_limits)
 
-        events = relay_openai_sse(response, exchange, sent, on_end)
+        async def on_end(outcome: str) -> None:
+            exchange.timings.upstream_ms = _ms_since(sent)
+            call.upstream_done(response.headers)
+            out_start = time.perf_counter()
+            with self.telemetry.scan(exchange, Phase.OUTPUT):
+                await session.finish(outcome)  # closes the inspectors; the rest records only
+            exchange.timings.guard_out_ms = _ms_since(out_start)
+            await self._finish(exchange, call)
+
+        async def cleanup() -> None:
+            # Runs after the response even when the client left before the body started: the
+            # body generator then never runs, and its slot and connection would leak.
+            await events.aclose()
+            if not call.ended:
+                call.upstream_done(error="client_disconnected")
+                await response.aclose()
+                await self._finish(exchange, call)
+
+        rewriters = [
+            r for s in self.pipeline.stages
+            if isinstance(s.guard, RewritingGuard) and (r := s.guard.stream_rewriter(exchange)) is not None
+        ]
+        events = relay_guarded_sse(response, exchange, sent, session, on_end, rewriters)
         headers = relay_headers(response.headers) | guard_headers(exchange)
         headers.pop("content-type", None)
         headers["cache-control"] = "no-cache"
-        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        exchange.timings.upstream_ms = _ms_since(sent)  # until headers, for them; on_end: total
+        return _Stream(events, cleanup, media_type="text/event-stream", headers=headers)
 
-    async def _finish(self, exchange: Exchange) -> None:
+    def _begin(self, exchange: Exchange) -> None:
+        # Observers that must act before any header leaves (evidence mints its id here).
+        for observer in self.observers:
+            begin = getattr(observer, "begin", None)
+            if begin is not None:
+                begin(exchange)
+
+    async def _finish(self, exchange: Exchange, call: UpstreamCall | None = None) -> None:
         exchange.timings.total_ms = _ms_since(exchange.timings.received)
+        if call is not None:
+            call.end(exchange)  # the chat span and GenAI client metrics
         for observer in self.observers:
             await observer(exchange)
+
+
+class _Stream(StreamingResponse):
+    """A streaming response that always runs `cleanup` once it is over, however it ended."""
+
+    def __init__(
+        self, content: AsyncIterator[bytes], cleanup: Callable[[], Awaitable[None]], **kwargs: Any
+    ) -> None:
+        super().__init__(content, **kwargs)
+        self._cleanup = cleanup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._cleanup()
 
 
 def guard_headers(exchange: Exchange) -> dict[str, str]:
@@ -109,17 +194,22 @@ def guard_headers(exchange: Exchange) -> dict[str, str]:
     rule_ids = sorted({f.rule_id for f in exchange.findings if f.mode != "shadow"})
     if rule_ids:
         headers["x-guardproxy-findings"] = ",".join(rule_ids)
+    if exchange.evidence_id:
+        headers["x-guardproxy-evidence-id"] = exchange.evidence_id
     return headers
 
 
 def blocked_error(verdict: Verdict, exchange: Exchange) -> GuardProxyError:
     # The exchange's findings: a later stage (e.g. blast-radius escalation) may block on earlier ones.
     rule_ids = sorted({f.rule_id for f in exchange.findings if f.mode != "shadow"})
+    headers = guard_headers(exchange)
+    if verdict.retry_after is not None:
+        headers["retry-after"] = str(verdict.retry_after)
     error = GuardProxyError(
         verdict.message or "request blocked by guardproxy",
         code=verdict.error_code or "blocked",
         status_code=verdict.status_code,
-        headers=guard_headers(exchange),
+        headers=headers,
         extra={"rule_ids": rule_ids} if rule_ids else {},
     )
     error.error_type = verdict.error_type

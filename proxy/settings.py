@@ -53,8 +53,66 @@ class TimeoutSettings(BaseModel):
     client_body_s: float = Field(default=15.0, gt=0)
 
 
+class AdmissionSettings(BaseModel):
+    """Per-upstream admission control: the fast levers of the latency runbook (see README)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Requests in flight to the upstream at once; None: upstream_max_connections (a limit above
+    # the pool size would let requests wait in the pool, invisibly counted as upstream time).
+    max_concurrency: int | None = Field(default=None, gt=0)
+    max_queue: int = Field(default=256, ge=0)  # waiters beyond this are shed at once
+    max_wait_s: float = Field(default=10.0, gt=0)  # a waiter older than this is shed
+    max_input_chars: int | None = Field(default=None, gt=0)
+    max_input_tokens: int | None = Field(default=None, gt=0)  # estimated: chars / chars_per_token
+    chars_per_token: float = Field(default=4.0, gt=0)
+    shed_status: Literal[429, 503] = 429
+    retry_after_s: int = Field(default=1, ge=1)
+    # Client name (policy) -> priority; higher is served first and may evict lower when full.
+    priority: dict[str, int] = Field(default_factory=dict)
+
+
+class EvidenceSettings(BaseModel):
+    """Evidence bundles (format: evidence/README.md). The store's directory is `evidence_dir`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    backend: Literal["files", "postgres"] = "files"
+    dsn: SecretStr | None = None  # postgres backend: postgresql://user@host:5432/db
+    # Share of clean exchanges kept too (flagged ones always are): the false-positive baseline.
+    sample_rate: float = Field(default=0.01, ge=0, le=1)
+    queue_size: int = Field(default=10_000, gt=0)  # background writes waiting; overflow is counted
+    retention_days: float | None = Field(default=None, gt=0)
+    retention_max_mb: float | None = Field(default=None, gt=0)
+    seal_public_key: Path | None = None  # reviewer's key: a sealed raw copy rides in each bundle
+    redact_pii: bool = True  # credentials are scrubbed regardless
+    pii_entities: list[str] = Field(
+        default_factory=lambda: ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE",
+                                 "IP_ADDRESS", "US_SSN", "CRYPTO"]
+    )
+    pii_threshold: float = Field(default=0.3, ge=0, le=1)
+
+
+class StreamSettings(BaseModel):
+    """How streamed output is held back for the output guards (see proxy/holdback.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Characters kept back behind the newest text while output guards stream: a finding split
+    # across chunks is caught before the text completing it leaves. Only applies when a
+    # streaming output guard is configured; each held character delays the first token.
+    holdback_chars: int = Field(default=32, ge=0)
+    # A guard answering "hold" may keep at most this much back; past it the stream is stopped.
+    max_hold_chars: int = Field(default=4096, gt=0)
+
+
+DEFAULT_STAGES = ("limits", "quarantine", "injection", "tool_scope", "segregation")
+
+
 def default_stages() -> list[StageSettings]:
-    return [StageSettings(name="limits")]
+    """The default pipeline, in order: cheap refusals first, detection before the stages that act on it."""
+    return [StageSettings(name=name) for name in DEFAULT_STAGES]
 
 
 class Settings(BaseSettings):
@@ -65,6 +123,7 @@ class Settings(BaseSettings):
     )
 
     upstream_url: str = "http://127.0.0.1:9100/v1"
+    anthropic_upstream_url: str | None = None  # base URL for /v1/messages; default: upstream_url
     upstream_api_key: SecretStr | None = None
     upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     upstream_max_connections: int = Field(default=256, gt=0)
@@ -74,9 +133,13 @@ class Settings(BaseSettings):
     max_messages: int = Field(default=2048, gt=0)
     max_input_chars: int = Field(default=1_000_000, gt=0)
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
     rules_dir: Path = DEFAULT_RULES_DIR
     policy_file: Path | None = None  # default: <rules_dir>/policy.yaml
     stages: list[StageSettings] = Field(default_factory=default_stages)
+    evidence_dir: Path = Path("evidence")  # GUARDPROXY_EVIDENCE_DIR
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     log_level: str = "info"
 
     @property
@@ -89,6 +152,13 @@ class Settings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError("upstream_url must start with http:// or https://")
         return v.rstrip("/")
+
+    @field_validator("anthropic_upstream_url")
+    @classmethod
+    def _strip_anthropic_slash(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("anthropic_upstream_url must start with http:// or https://")
+        return v.rstrip("/") if v is not None else None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -8,16 +8,22 @@ error event (the SDK raises a clean APIError) instead of a broken connection.
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from proxy.errors import GuardProxyError, UpstreamProtocolError
+from proxy.guards.base import ChunkRewriter
 from proxy.model import Exchange
+from proxy.providers.base import PartKind
 from proxy.providers.openai_stream import StreamAccumulator
+from proxy.stream_guard import StreamSession
 from proxy.upstream import translate
+
+log = logging.getLogger("guardproxy.streaming")
 
 
 def encode_event(event: ServerSentEvent) -> bytes:
@@ -39,13 +45,22 @@ async def relay_openai_sse(
     exchange: Exchange,
     sent: float,
     on_end: Callable[[], Awaitable[None]],
+    rewriters: Sequence[ChunkRewriter] = (),
 ) -> AsyncIterator[bytes]:
     accumulator = StreamAccumulator()
+    done: ServerSentEvent | None = None
     try:
         async for event in EventSource(response).aiter_sse():
             if exchange.timings.ttft_ms is None:
                 exchange.timings.ttft_ms = (time.perf_counter() - sent) * 1000
-            accumulator.feed(event.data)
+            accumulator.feed(event.data)  # what the model said; output guards see it whole
+            if accumulator.done:
+                # [DONE] waits for on_end: a flagged exchange's evidence is durable before the
+                # stream's last byte, and rewriters can release what they still hold.
+                done = event
+                break
+            for rewriter in rewriters:
+                event = ServerSentEvent(event.event, rewriter.chunk(event.data), event.id, event.retry)
             yield encode_event(event)
         if not accumulator.done:
             raise UpstreamProtocolError(
@@ -65,3 +80,77 @@ async def relay_openai_sse(
         await response.aclose()
         exchange.output = accumulator.output()
         await on_end()
+    if done is not None:
+        for rewriter in rewriters:
+            tail = rewriter.tail()
+            if tail is not None:
+                yield encode_event(ServerSentEvent(data=tail))
+        yield encode_event(done)
+
+
+async def relay_guarded_sse(
+    response: httpx.Response,
+    exchange: Exchange,
+    sent: float,
+    session: StreamSession,
+    on_end: Callable[[str], Awaitable[None]],
+    rewriters: Sequence[ChunkRewriter] = (),
+) -> AsyncIterator[bytes]:
+    """Relay either wire format through the stream guard (hold-back, tool holds, clean stops).
+
+    `on_end(outcome)` must call `session.finish(outcome)`; the stream's last event (the wire
+    format's final event, a clean stop's, or an error event) leaves only after it, so a flagged
+    exchange's evidence is durable before the last byte.
+    """
+    codec = session.codec
+    final: list[ServerSentEvent] = []
+    outcome = "complete"
+    try:
+        async for event in EventSource(response).aiter_sse():
+            if exchange.timings.ttft_ms is None:
+                exchange.timings.ttft_ms = (time.perf_counter() - sent) * 1000
+            part = codec.classify(event)
+            out = await session.process(part)
+            if session.stopped is not None:
+                outcome, final, out = "stopped", out[-1:], out[:-1]
+            elif part.kind is PartKind.DONE:
+                final = [codec.encode(part)]
+            for item in out:
+                yield _rewritten(item, rewriters)
+            if final:
+                break
+        if not final and not codec.done:
+            raise UpstreamProtocolError("upstream stream ended before its final event", code="upstream_truncated")
+    except Exception as exc:  # every failure still ends the client's stream with a proper error event
+        error = _stream_error(exc)
+        outcome = "upstream_error"
+        session.abort()
+        exchange.attributes["stream_error"] = error.code
+        final = [codec.error_event(error, exchange.request_id)]
+    finally:
+        await response.aclose()
+        await on_end(outcome)
+    if outcome == "complete":
+        for rewriter in rewriters:
+            tail = rewriter.tail()
+            if tail is not None:
+                yield encode_event(ServerSentEvent(data=tail))
+    for item in final:
+        yield _rewritten(item, rewriters) if outcome != "upstream_error" else encode_event(item)
+
+
+def _rewritten(event: ServerSentEvent, rewriters: Sequence[ChunkRewriter]) -> bytes:
+    for rewriter in rewriters:
+        event = ServerSentEvent(event.event, rewriter.chunk(event.data), event.id, event.retry)
+    return encode_event(event)
+
+
+def _stream_error(exc: Exception) -> GuardProxyError:
+    if isinstance(exc, GuardProxyError):
+        return exc
+    if isinstance(exc, SSEError):
+        return UpstreamProtocolError(f"upstream stream is not SSE: {exc}")
+    if isinstance(exc, httpx.HTTPError):
+        return translate(exc)
+    log.exception("stream relay failed")
+    return GuardProxyError("internal error in guardproxy while relaying the stream")

@@ -42,6 +42,7 @@ class Upstream:
 
     def __init__(self, settings: Settings) -> None:
         self.base_url = settings.upstream_url
+        self._base_urls = {"anthropic": settings.anthropic_upstream_url or settings.upstream_url}
         self._key = settings.upstream_api_key
         t = settings.timeouts
         self._timeout = httpx.Timeout(connect=t.connect_s, read=t.read_s, write=t.read_s, pool=t.read_s)
@@ -62,13 +63,19 @@ class Upstream:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def headers(self, client_headers: Mapping[str, str], *, has_body: bool) -> dict[str, str]:
+    def headers(
+        self, client_headers: Mapping[str, str], *, has_body: bool, provider: str = "openai"
+    ) -> dict[str, str]:
         out = {k: v for k, v in client_headers.items() if k.lower() in FORWARD_REQUEST_HEADERS}
         out["accept-encoding"] = "identity"  # we parse what we relay; no compressed bodies
         if has_body:
             out["content-type"] = "application/json"
         if self._key is not None:
-            out["authorization"] = f"Bearer {self._key.get_secret_value()}"
+            # Anthropic's API reads the key from x-api-key; the client's own key never goes on.
+            if provider == "anthropic":
+                out["x-api-key"] = self._key.get_secret_value()
+            else:
+                out["authorization"] = f"Bearer {self._key.get_secret_value()}"
         return out
 
     async def send(
@@ -79,11 +86,12 @@ class Upstream:
         content: bytes | None = None,
         headers: dict[str, str],
         stream: bool = False,
+        provider: str = "openai",
     ) -> httpx.Response:
         """Send and return the response with its body unread (the caller reads or streams it)."""
         request = self._client.build_request(
             method,
-            self.base_url + path,
+            self._base_urls.get(provider, self.base_url) + path,
             content=content,
             headers=headers,
             timeout=self._stream_timeout if stream else self._timeout,

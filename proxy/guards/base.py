@@ -26,6 +26,21 @@ class StreamInspector(Protocol):
     def close(self) -> Verdict: ...
 
 
+# (start, end, replacement): character offsets into all the text the inspector has been fed.
+Redaction = tuple[int, int, str]
+
+
+@runtime_checkable
+class RedactingInspector(StreamInspector, Protocol):
+    """Optional: an inspector that redacts spans in flight instead of ending the stream.
+
+    After each `feed` the stream guard takes the new redactions and applies them to text it still
+    holds; a span whose start has already left is redacted from the first character still held.
+    """
+
+    def take_redactions(self) -> list[Redaction]: ...
+
+
 @runtime_checkable
 class Guard(Protocol):
     name: str
@@ -53,3 +68,26 @@ class Readiness(Protocol):
     """Optional: a guard that needs something loaded says whether it is ready, and why not."""
 
     def ready(self) -> tuple[bool, str]: ...
+
+
+@runtime_checkable
+class ChunkRewriter(Protocol):
+    """Rewrites each streamed SSE `data:` payload before it leaves (e.g. restores masked PII)."""
+
+    def chunk(self, data: str) -> str: ...
+
+    def tail(self) -> str | None: ...
+
+
+@runtime_checkable
+class RewritingGuard(Protocol):
+    """Optional: a guard that rewrites what the client receives from a stream, chunk by chunk."""
+
+    def stream_rewriter(self, exchange: Exchange) -> ChunkRewriter | None: ...
+
+
+@runtime_checkable
+class ExchangeObserver(Protocol):
+    """Optional: a guard that learns from each finished exchange (called after the response)."""
+
+    async def observe(self, exchange: Exchange) -> None: ...

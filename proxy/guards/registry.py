@@ -40,8 +40,10 @@ def _lazy(module: str) -> GuardFactory:
 FACTORIES: dict[str, GuardFactory] = {
     "limits": _limits,
     "injection": _lazy("proxy.guards.injection"),
+    "pii": _lazy("proxy.guards.pii"),
     "tool_scope": _lazy("proxy.guards.tool_scope"),
     "segregation": _lazy("proxy.guards.segregation"),
+    "quarantine": _lazy("proxy.guards.quarantine"),
 }
 
 

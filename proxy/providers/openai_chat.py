@@ -12,8 +12,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from proxy.errors import GuardProxyError
 from proxy.model import Conversation, Location, Output, Provenance, Segment, ToolCall, ToolSpec, Trust
 from proxy.providers.markup import split_marked
+from proxy.providers.openai_events import OpenAICodec
 from proxy.providers.openai_schema import validate_request
 
 PROVIDER = "openai"
@@ -224,3 +226,31 @@ def render_output(response: dict[str, Any], output: Output) -> dict[str, Any]:
     if output.finish_reason:
         choice["finish_reason"] = output.finish_reason
     return response
+
+
+class OpenAIChat:
+    """The provider object the relay drives for `POST /v1/chat/completions`."""
+
+    name = PROVIDER
+    upstream_path = "/chat/completions"
+
+    def parse(self, body: dict[str, Any]) -> Conversation:
+        return parse(body)
+
+    def render(self, conv: Conversation) -> dict[str, Any]:
+        return render(conv)
+
+    def parse_output(self, response: dict[str, Any]) -> Output:
+        return parse_output(response)
+
+    def render_output(self, response: dict[str, Any], output: Output) -> dict[str, Any]:
+        return render_output(response, output)
+
+    def stream_codec(self) -> OpenAICodec:
+        return OpenAICodec()
+
+    def error_body(self, error: GuardProxyError, request_id: str | None) -> dict[str, Any]:
+        return error.body(request_id)
+
+
+OPENAI = OpenAIChat()

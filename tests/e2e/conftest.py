@@ -52,6 +52,13 @@ def start_proxy(sim: SimulatorHandle) -> Iterator[ProxyFactory]:
 
 @pytest.fixture(scope="module")
 def proxy(start_proxy: ProxyFactory) -> serving.ProxyHandle:
+    """The backbone alone (only the limits stage), so relay behaviour is tested apart from guards."""
+    return start_proxy(timeouts={"read_s": 2.0, "stream_idle_s": 2.0}, stages=[{"name": "limits"}])
+
+
+@pytest.fixture(scope="module")
+def guarded(start_proxy: ProxyFactory) -> serving.ProxyHandle:
+    """The default pipeline."""
     return start_proxy(timeouts={"read_s": 2.0, "stream_idle_s": 2.0})
 
 

@@ -1,0 +1,1 @@
+"""Evidence bundles for security review: tamper-evident (hash chain), PII-safe, replayable."""

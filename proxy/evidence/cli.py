@@ -1,0 +1,353 @@
+"""`guardproxy evidence ...`: list, show, verify, export, report, label and corpus for reviewers.
+
+Every command takes `--store` (a directory, or a postgresql:// URL); the default is the
+configured store (`GUARDPROXY_EVIDENCE_DIR`, else `evidence/`). Exit codes: 0 fine, 1 the
+check failed (verify), 2 bad input (unknown id, unreadable key, no such store).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from proxy.errors import ConfigError
+from proxy.evidence import report as report_mod
+from proxy.evidence.chain import Link, Problem, content_hash, sha256, verify
+from proxy.evidence.seal import generate_keypair, open_sealed
+from proxy.evidence.store import Filters, Label, Store, open_store
+
+app = typer.Typer(help="Review evidence bundles: list, show, verify, export, report, label.",
+                  no_args_is_help=True)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+TRUST_ORDER = ("trusted", "user", "untrusted")
+TRUST_COLOUR = {"trusted": "green", "user": "cyan", "untrusted": "yellow"}
+
+
+def default_store() -> str:
+    return os.environ.get("GUARDPROXY_EVIDENCE_DIR") or "evidence"
+
+
+StoreOpt = Annotated[str | None, typer.Option("--store", help="evidence directory or postgresql:// URL "
+                                              "(default: $GUARDPROXY_EVIDENCE_DIR or evidence/)")]
+
+
+class Verdict(StrEnum):
+    true_positive = "true_positive"
+    false_positive = "false_positive"
+
+
+def _open(store: str | None, must_exist: bool = True) -> Store:
+    location = store or default_store()
+    if must_exist and "://" not in location and not (Path(location) / "index.sqlite").exists():
+        err.print(f"[red]error[/red] no evidence store at {location}")
+        raise typer.Exit(2)
+    try:
+        return open_store(location)
+    except ConfigError as exc:
+        err.print(f"[red]error[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+
+
+def _bundle(s: Store, evidence_id: str) -> dict[str, Any]:
+    data = s.get(evidence_id)
+    if data is None:
+        err.print(f"[red]error[/red] no bundle {evidence_id} in {s.location}")
+        raise typer.Exit(2)
+    loaded: dict[str, Any] = json.loads(data)
+    return loaded
+
+
+@app.command("list")
+def list_(
+    store: StoreOpt = None,
+    since: Annotated[str | None, typer.Option(help="ISO time, inclusive")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO time, inclusive")] = None,
+    client: Annotated[str | None, typer.Option()] = None,
+    severity: Annotated[str | None, typer.Option(help="at least: low|medium|high|critical")] = None,
+    rule: Annotated[str | None, typer.Option(help="rule id, or a prefix ending in '.'")] = None,
+    vector: Annotated[str | None, typer.Option(help="direct|indirect|other")] = None,
+    source: Annotated[str | None, typer.Option(help="substring of an untrusted source")] = None,
+    limit: Annotated[int, typer.Option()] = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Bundles, newest first, filtered."""
+    s = _open(store)
+    rows = s.rows(Filters(since, until, client, severity, rule, vector, source, limit))
+    if as_json:
+        typer.echo(json.dumps([r.__dict__ | {"rules": list(r.rules)} for r in rows], default=list))
+        return
+    for r in rows:
+        out.print(f"{r.id}  {r.time}  {r.client:<12} {r.severity or '-':<8} {r.action:<9} {r.kept:<8} "
+                  f"{','.join(r.rules) or '-'}  {','.join(r.sources)}")
+    err.print(f"{len(rows)} bundle(s) from {s.location}")
+
+
+@app.command()
+def show(
+    evidence_id: str,
+    store: StoreOpt = None,
+    reveal: Annotated[bool, typer.Option("--reveal", help="open the sealed raw copy")] = False,
+    key: Annotated[Path | None, typer.Option("--key", help="reviewer private key file")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One bundle, readable: segments by trust with findings highlighted, decisions, timings."""
+    b = _bundle(_open(store), evidence_id)
+    if reveal:
+        _reveal(b, key)
+        return
+    if as_json:
+        typer.echo(json.dumps(b, indent=2, ensure_ascii=False))
+        return
+    _print_bundle(b)
+
+
+def _reveal(b: dict[str, Any], key: Path | None) -> None:
+    if key is None:
+        err.print("[red]error[/red] --reveal needs --key FILE (the reviewer's private key)")
+        raise typer.Exit(2)
+    if not b.get("sealed"):
+        err.print("[red]error[/red] this bundle has no sealed raw copy (no seal key was configured)")
+        raise typer.Exit(2)
+    try:
+        opened = open_sealed(b["sealed"], key)
+    except ConfigError as exc:
+        err.print(f"[red]error[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(opened, indent=2, ensure_ascii=False))
+
+
+def _print_bundle(b: dict[str, Any]) -> None:
+    out.print(f"[bold]{b['id']}[/bold]  seq {b.get('seq')}  {b['time']}  kept: {b['kept']['reason']}")
+    out.print(f"request {b.get('request_id')}  trace {b.get('trace_id') or '-'}  client {b.get('client')}  "
+              f"{b.get('provider')}/{b.get('model')}  stream={b.get('stream')}  action [bold]{b.get('action')}[/bold]")
+    by_segment: dict[int, list[dict[str, Any]]] = {}
+    for f in b.get("findings", []):
+        by_segment.setdefault(f["segment_index"], []).append(f)
+    for trust in TRUST_ORDER:
+        segs = [s for s in b.get("segments", []) if s["trust"] == trust]
+        if not segs:
+            continue
+        colour = TRUST_COLOUR[trust]
+        out.rule(f"[{colour}]{trust}[/{colour}] ({len(segs)})")
+        for s in segs:
+            prov = s.get("provenance") or {}
+            where = " ".join(x for x in (prov.get("kind"), prov.get("source"), prov.get("tool_call_id")) if x)
+            digest = f"  source {s['source_sha256']}" if s.get("source_sha256") else ""
+            out.print(f"[{colour}]#{s['index']} {s['role']}[/{colour}] ({where}){digest}")
+            out.print("  " + _highlight(s["text"], by_segment.get(s["index"], [])))
+            for f in by_segment.get(s["index"], []):
+                out.print(f"  [red]▲ {f['severity']} {f['rule_id']}[/red] ({f['vector']}, {f['mode']}, "
+                          f"{'+'.join(f['decoding'])}) span {f['span']}: {escape(f.get('excerpt') or '')}")
+    o = b.get("output") or {}
+    out.rule("output")
+    out.print(escape(o.get("text") or ""))
+    for c in o.get("tool_calls") or []:
+        tag = "[red]WITHHELD[/red]" if c.get("withheld") else "delivered"
+        out.print(f"  tool call {c['name']} ({tag}) {escape(c.get('arguments') or '')}")
+    for f in [f for f in b.get("findings", []) if f.get("phase") == "output"]:
+        out.print(f"  [red]▲ {f['severity']} {f['rule_id']}[/red]: {escape(f.get('excerpt') or '')}")
+    out.rule("decisions")
+    for d in b.get("decisions", []):
+        out.print(f"{d['stage']}: [bold]{d['action']}[/bold] {d.get('severity') or ''} "
+                  f"{'; '.join(d.get('reasons') or [])} removed={d.get('tools_removed')} "
+                  f"blocked={d.get('calls_blocked')}")
+    out.print(f"blast radius: {escape(json.dumps(b.get('blast_radius')))}")
+    t = b.get("timings") or {}
+    out.rule("timings (ms)")
+    out.print(", ".join(f"{k} {v}" for k, v in t.items() if k != "stages_ms" and v is not None))
+    out.print(", ".join(f"{k} {v}" for k, v in (t.get("stages_ms") or {}).items()))
+    v = b.get("versions") or {}
+    out.print(f"versions: proxy {v.get('proxy')}, rules {v.get('ruleset')}, policy {v.get('policy')}; "
+              f"redaction {json.dumps(b.get('redaction', {}).get('placeholders'))}")
+    out.print(f"hash {b.get('hash')}  prev {b.get('prev_hash')}")
+
+
+def _highlight(text: str, findings: list[dict[str, Any]]) -> str:
+    marked = escape(text)
+    for match in sorted({f.get("match") or "" for f in findings if f.get("match")}, key=len, reverse=True):
+        marked = marked.replace(escape(match), f"[reverse red]{escape(match)}[/reverse red]")
+    return marked
+
+
+def _problem_line(p: Problem) -> str:
+    return f"seq {p.seq} {p.id}: {p.message}"
+
+
+@app.command("verify")
+def verify_(
+    store: StoreOpt = None,
+    export: Annotated[Path | None, typer.Option("--export", help="verify an export file instead")] = None,
+) -> None:
+    """Check the whole chain and every hash; exit 1 naming the first broken link."""
+    if export is not None:
+        raise typer.Exit(_verify_export(export))
+    s = _open(store)
+    anchor = s.anchor()
+    seen: list[int] = []
+
+    def counted() -> Iterator[Link]:
+        for item in s.links():
+            seen.append(item.seq)
+            yield item
+
+    problems = list(verify(counted(), anchor))
+    count = len(seen)
+    for extra in s.extras():
+        err.print(f"[yellow]warning[/yellow] {extra}: not in the index (an interrupted write); not part of the chain")
+    if problems:
+        first = problems[0]
+        err.print(f"[red]BROKEN[/red] first broken link: {_problem_line(first)}")
+        for p in problems[1:20]:
+            err.print(f"  also: {_problem_line(p)}")
+        raise typer.Exit(1)
+    start = f" from anchor seq {anchor[0]}" if anchor else ""
+    out.print(f"OK: {count} bundle(s){start}, chain intact ({s.location})")
+
+
+@app.command()
+def export(
+    ids: Annotated[list[str], typer.Argument(help="evidence ids")],
+    out_file: Annotated[Path, typer.Option("--out", help="zip file to write")],
+    store: StoreOpt = None,
+) -> None:
+    """Bundles plus a manifest of their hashes, in one zip that verifies offline."""
+    s = _open(store)
+    manifest: dict[str, Any] = {"format": "guardproxy.evidence-export/1", "store": s.location,
+                                "exported_at": datetime.now(UTC).isoformat(timespec="seconds"), "bundles": []}
+    with zipfile.ZipFile(out_file, "w", zipfile.ZIP_DEFLATED) as z:
+        for evidence_id in ids:
+            data = s.get(evidence_id)
+            if data is None:
+                err.print(f"[red]error[/red] no bundle {evidence_id}")
+                raise typer.Exit(2)
+            b = json.loads(data)
+            z.writestr(f"bundles/{evidence_id}.json", data)
+            manifest["bundles"].append({"id": evidence_id, "file": f"bundles/{evidence_id}.json",
+                                        "file_sha256": sha256(data), "hash": b["hash"],
+                                        "prev_hash": b["prev_hash"], "seq": b["seq"]})
+        z.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
+    out.print(f"exported {len(ids)} bundle(s) to {out_file}; "
+              f"check with: guardproxy evidence verify --export {out_file}")
+
+
+def _verify_export(path: Path) -> int:
+    try:
+        with zipfile.ZipFile(path) as z:
+            manifest = json.loads(z.read("manifest.json"))
+            bad = 0
+            for entry in manifest["bundles"]:
+                data = z.read(entry["file"])
+                b = json.loads(data)
+                if not (sha256(data) == entry["file_sha256"] and content_hash(b) == b.get("hash") == entry["hash"]):
+                    err.print(f"[red]BROKEN[/red] {entry['id']}: file or content hash does not match the manifest")
+                    bad += 1
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        err.print(f"[red]error[/red] {path}: not an evidence export ({exc})")
+        return 2
+    if bad:
+        return 1
+    out.print(f"OK: {len(manifest['bundles'])} bundle(s) in {path} match their manifest and content hashes")
+    return 0
+
+
+@app.command()
+def report(
+    ids: Annotated[list[str], typer.Argument(help="evidence ids of one incident")],
+    store: StoreOpt = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="write the Markdown here")] = None,
+) -> None:
+    """A Markdown incident report pre-filled in the playbook's post-mortem shape."""
+    s = _open(store)
+    bundles = [_bundle(s, i) for i in ids]
+    labels = {k: v.verdict for k, v in s.labels().items()}
+    text = report_mod.render(bundles, labels)
+    if out_file is None:
+        typer.echo(text, nl=False)
+    else:
+        out_file.write_text(text, encoding="utf-8")
+        err.print(f"wrote {out_file}")
+
+
+@app.command()
+def label(
+    evidence_id: str,
+    verdict: Verdict,
+    note: Annotated[str, typer.Option("--note")] = "",
+    reviewer: Annotated[str | None, typer.Option("--reviewer")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Record a reviewer verdict beside the bundle (the sealed bundle itself never changes)."""
+    s = _open(store)
+    _bundle(s, evidence_id)
+    s.label(Label(evidence_id, verdict.value, note, reviewer or getpass.getuser(),
+                  datetime.now(UTC).isoformat(timespec="seconds")))
+    out.print(f"{evidence_id}: {verdict.value}")
+
+
+@app.command()
+def corpus(
+    out_file: Annotated[Path, typer.Option("--out", help="JSONL file for `guardproxy rules eval --corpus`")],
+    store: StoreOpt = None,
+) -> None:
+    """Labelled bundles as a regression corpus (text, label injection|benign, vector)."""
+    s = _open(store)
+    lines = []
+    for evidence_id, lab in sorted(s.labels().items()):
+        data = s.get(evidence_id)
+        if data is not None:
+            lines += corpus_lines(json.loads(data), lab.verdict)
+    out_file.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
+    out.print(f"wrote {len(lines)} sample(s) to {out_file}")
+
+
+def corpus_lines(b: dict[str, Any], verdict: str) -> list[dict[str, str]]:
+    """The flagged segments of a labelled bundle (or, unflagged, every user/untrusted one)."""
+    label_ = "injection" if verdict == "true_positive" else "benign"
+    vectors: dict[int, str] = {}
+    for f in b.get("findings", []):
+        if f.get("detector") != "pii" and f.get("vector") in ("direct", "indirect"):
+            vectors.setdefault(f["segment_index"], f["vector"])
+    if not vectors:
+        trust_vector = {"user": "direct", "untrusted": "indirect"}
+        vectors = {s["index"]: trust_vector[s["trust"]] for s in b.get("segments", []) if s["trust"] in trust_vector}
+    segs = {s["index"]: s for s in b.get("segments", [])}
+    return [{"id": f"{b['id']}:{i}", "text": segs[i]["text"], "label": label_, "vector": v}
+            for i, v in sorted(vectors.items()) if i in segs]
+
+
+@app.command()
+def prune(
+    store: StoreOpt = None,
+    older_than_days: Annotated[float | None, typer.Option()] = None,
+    max_mb: Annotated[float | None, typer.Option()] = None,
+) -> None:
+    """Retention: drop the oldest bundles; the rest still verifies from the recorded anchor."""
+    s = _open(store)
+    before = None
+    if older_than_days is not None:
+        from datetime import timedelta
+
+        before = (datetime.now(UTC) - timedelta(days=older_than_days)).isoformat(timespec="milliseconds")
+    result = s.prune(before, int(max_mb * 1024 * 1024) if max_mb is not None else None)
+    out.print(f"removed {result.removed} bundle(s), {result.freed_bytes} bytes; anchor {result.anchor}")
+
+
+@app.command()
+def keygen(
+    private: Annotated[Path, typer.Option("--private", help="private key file (keep it off the proxy)")],
+    public: Annotated[Path, typer.Option("--public", help="public key file for evidence.seal_public_key")],
+) -> None:
+    """A reviewer key pair for sealed raw copies."""
+    out.print(f"key {generate_keypair(private, public)}: private {private}, public {public}")

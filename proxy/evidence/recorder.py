@@ -1,0 +1,173 @@
+"""The relay observer that decides which exchanges are kept and hands them to the writer.
+
+`begin(exchange)` runs after the input stages and before any response header leaves: a flagged
+exchange (a finding or a decision) or a sampled clean one gets its evidence id there, so even a
+stream's headers carry `x-guardproxy-evidence-id`. At the end, a flagged exchange is written
+durably before its response completes; a sampled one is queued and costs the request nothing.
+An exchange first flagged by an output stage is kept too (a plain response still gets the header;
+a stream's headers have already left).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from proxy.evidence.bundle import Kept, build, new_id
+from proxy.evidence.redact import BundleRedactor
+from proxy.evidence.seal import Sealer
+from proxy.evidence.store import Store, open_store
+from proxy.evidence.writer import EvidenceWriter, Job, Retention
+from proxy.model import Exchange
+from proxy.pii.analyzer import PiiAnalyzer, shared_analyzer
+from proxy.pipeline import Pipeline
+from proxy.settings import Settings
+
+log = logging.getLogger("guardproxy.evidence")
+
+
+def flagged(exchange: Exchange) -> bool:
+    return bool(exchange.findings or exchange.decisions)
+
+
+class EvidenceRecorder:
+    name = "evidence"
+
+    def __init__(
+        self,
+        open_store: Callable[[], Store],
+        *,
+        sample_rate: float = 0.0,
+        queue_size: int = 10_000,
+        analyzer: PiiAnalyzer | None = None,
+        sealer: Sealer | None = None,
+        pipeline: Pipeline | None = None,
+        retention: Retention | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.analyzer = analyzer
+        self.sealer = sealer
+        self.pipeline = pipeline
+        self.rng = rng
+        self.writer = EvidenceWriter(open_store, queue_size, retention)
+
+    def begin(self, exchange: Exchange) -> None:
+        if exchange.evidence_id is None and (flagged(exchange) or self.rng() < self.sample_rate):
+            exchange.evidence_id = new_id()
+
+    async def __call__(self, exchange: Exchange) -> None:
+        is_flagged = flagged(exchange)
+        if exchange.evidence_id is None:
+            if not is_flagged:
+                return  # the common case: a clean exchange sampled out costs one comparison
+            exchange.evidence_id = new_id()
+        kept = Kept("flagged" if is_flagged else "sampled", self.sample_rate)
+        versions = self._versions(exchange)  # now, on the loop: a reload may land before the write
+        evidence_id = exchange.evidence_id
+        job = Job(evidence_id, lambda: self._build(exchange, evidence_id, kept, versions))
+        if not is_flagged:
+            if not self.writer.submit(job):
+                exchange.evidence_id = None  # no bundle will exist: do not hand out its id
+            return
+        try:
+            await self.writer.durable(job)
+        except Exception:
+            log.exception("evidence for %s was not written", exchange.request_id)
+            exchange.evidence_id = None
+
+    def _build(self, exchange: Exchange, evidence_id: str, kept: Kept, versions: dict[str, Any]) -> dict[str, Any]:
+        redactor = BundleRedactor(self.analyzer, protected_texts(exchange))
+        sealed = self.sealer.seal(raw_copy(exchange)) if self.sealer is not None else None
+        return build(exchange, evidence_id, kept, redactor, versions, sealed)
+
+    def _versions(self, exchange: Exchange) -> dict[str, Any]:
+        rulesets = sorted({f.ruleset for f in exchange.findings if f.ruleset})
+        live = _live_ruleset(self.pipeline)
+        policy = getattr(getattr(exchange, "policy", None), "digest", None)
+        return {"ruleset": rulesets[0] if len(rulesets) == 1 else (rulesets or live),
+                "policy": policy if isinstance(policy, str) else None}
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.writer.start)
+        if self.analyzer is not None:
+            await asyncio.to_thread(self.analyzer.warm)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.writer.close)
+
+    def ready(self) -> tuple[bool, str]:
+        s = self.writer.stats
+        detail = (f"queue {self.writer.depth()}/{self.writer.queue_size}, written {s.written}, "
+                  f"dropped {s.dropped}, errors {s.errors}")
+        if s.last_error:
+            detail += f"; last error: {s.last_error}"
+        return True, detail
+
+
+def _live_ruleset(pipeline: Pipeline | None) -> str | None:
+    """The rule set in force, from whichever stage holds a live rule store (duck-typed)."""
+    for stage in pipeline.stages if pipeline else ():
+        store = getattr(stage.guard, "store", None)
+        if store is None or not getattr(store, "loaded", False):
+            continue
+        digest = getattr(getattr(store.live, "ruleset", None), "digest", None)
+        if isinstance(digest, str):
+            return digest
+    return None
+
+
+def protected_texts(exchange: Exchange) -> list[str]:
+    """The text each non-PII finding matched: it stays readable in the bundle."""
+    out = []
+    segments = {s.index: s for s in (exchange.received_conversation or exchange.conversation).segments}
+    for f in exchange.findings:
+        seg = segments.get(f.segment_index)
+        if f.detector != "pii" and seg is not None:
+            out.append(seg.text[f.span[0] : f.span[1]])
+    return out
+
+
+def raw_copy(exchange: Exchange) -> dict[str, Any]:
+    """What the sealed copy holds: the exchange before redaction."""
+    received = exchange.received_conversation or exchange.conversation
+    out = exchange.attributes.get("upstream_output") or exchange.output
+    return {
+        "request": received.raw,
+        "segments": [s.text for s in exchange.conversation.segments],
+        "output": None if out is None else {
+            "text": out.text,
+            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in out.tool_calls],
+        },
+        "sealed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+def evidence_recorder(settings: Settings, pipeline: Pipeline | None = None) -> EvidenceRecorder | None:
+    """The recorder the settings ask for, or None when evidence is off."""
+    ev = settings.evidence
+    if not ev.enabled:
+        return None
+    dsn = ev.dsn.get_secret_value() if ev.dsn is not None else None
+    if ev.backend == "postgres" and not dsn:
+        from proxy.errors import ConfigError
+
+        raise ConfigError("evidence.backend is postgres but evidence.dsn is not set")
+    location = settings.evidence_dir
+    retention = Retention(
+        max_age_s=ev.retention_days * 86400 if ev.retention_days else None,
+        max_bytes=int(ev.retention_max_mb * 1024 * 1024) if ev.retention_max_mb else None,
+    )
+    return EvidenceRecorder(
+        lambda: open_store(location, dsn if ev.backend == "postgres" else None),
+        sample_rate=ev.sample_rate,
+        queue_size=ev.queue_size,
+        analyzer=shared_analyzer(tuple(ev.pii_entities), ev.pii_threshold) if ev.redact_pii else None,
+        sealer=Sealer(ev.seal_public_key) if ev.seal_public_key else None,
+        pipeline=pipeline,
+        retention=retention,
+    )

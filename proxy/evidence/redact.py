@@ -1,0 +1,124 @@
+"""Makes text safe to keep: credentials always scrubbed, PII turned into numbered placeholders.
+
+One `BundleRedactor` per bundle, so a value gets the same placeholder everywhere in it
+(`[EMAIL_ADDRESS_1]`, `[SECRET_JWT_1]`). What a reviewer needs stays readable: rule matches
+(the injection payload itself) and URL hosts are protected from PII redaction; credentials are
+scrubbed even there, because a leaked key in evidence is a second incident.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from proxy.pii.analyzer import PiiAnalyzer, PiiHit
+from proxy.pii.placeholders import EVIDENCE_STYLE, Vault
+
+# (kind, pattern, group holding the secret). Most specific first; spans never overlap.
+CREDENTIALS: tuple[tuple[str, re.Pattern[str], int], ...] = (
+    ("SECRET_PRIVATE_KEY", re.compile(
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"), 0),
+    ("SECRET_JWT", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), 0),
+    ("SECRET_API_KEY", re.compile(r"\bsk-(?:ant-|proj-|svcacct-|live-)?[A-Za-z0-9_-]{16,}"), 0),
+    ("SECRET_AWS_KEY", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"), 0),
+    ("SECRET_GOOGLE_KEY", re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), 0),
+    ("SECRET_GITHUB_TOKEN", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})"), 0),
+    ("SECRET_SLACK_TOKEN", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), 0),
+    ("SECRET_STRIPE_KEY", re.compile(r"\b[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}"), 0),
+    ("SECRET_AZURE_KEY", re.compile(r"(?i)\b(?:AccountKey|SharedAccessKey|sig)=([A-Za-z0-9%+/=]{20,})"), 1),
+    ("SECRET_BEARER", re.compile(r"(?i)\b(?:bearer|basic|token)\s+([A-Za-z0-9._~+/=-]{12,})"), 1),
+    ("SECRET_PASSWORD", re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@]+:([^\s@/]+)@"), 1),
+    ("SECRET_AWS_SECRET", re.compile(
+        r"(?i)aws.{0,24}?(?:secret|key)[\w\s\"']{0,12}?[:=]\s*[\"']?([A-Za-z0-9/+=]{40})\b"), 1),
+    ("SECRET_VALUE", re.compile(
+        r"(?i)\b(?:api[_-]?key|apikey|secret|token|password|passwd|pwd|access[_-]?key|client[_-]?secret"
+        r"|private[_-]?key|auth)[\"']?\s*[:=]\s*[\"']?([^\s\"',;&}]{8,})"), 1),
+)
+SECRET_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie",
+    "x-goog-api-key", "x-auth-token",
+})
+_URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/?#\"'<>]+", re.IGNORECASE)
+
+
+def scrub_credentials(text: str, vault: Vault) -> tuple[str, int]:
+    """`text` with every credential-shaped string replaced; how many were found."""
+    spans: list[tuple[int, int, str]] = []
+    for kind, pattern, group in CREDENTIALS:
+        for m in pattern.finditer(text):
+            s, e = m.span(group)
+            if s < 0 or any(s < pe and ps < e for ps, pe, _ in spans):
+                continue
+            spans.append((s, e, kind))
+    if not spans:
+        return text, 0
+    hits = [PiiHit(kind, s, e, 1.0) for s, e, kind in spans]
+    return vault.replace(text, hits), len(hits)
+
+
+class BundleRedactor:
+    """Redacts every string of one bundle with one vault; remembers counts, never values."""
+
+    def __init__(self, analyzer: PiiAnalyzer | None, protected: Iterable[str] = ()) -> None:
+        self.analyzer = analyzer
+        self.vault = Vault(EVIDENCE_STYLE)
+        # Rule matches stay readable; tiny ones would protect half the text, so skip them.
+        self.protected = sorted({p for p in protected if len(p.strip()) >= 4}, key=len, reverse=True)
+        self.credentials = 0
+        self.pii = 0
+        self._done: dict[str, str] = {}
+
+    def text(self, text: str) -> str:
+        if not text:
+            return text
+        done = self._done.get(text)
+        if done is not None:
+            return done
+        out, found = scrub_credentials(text, self.vault)
+        self.credentials += found
+        if self.analyzer is not None and self.analyzer.candidates(out):
+            keep = self._protected_spans(out)
+            hits = [h for h in self.analyzer.analyze(out)
+                    if not any(h.start < e and s < h.end for s, e in keep) and not _is_placeholder(out, h)]
+            self.pii += len(hits)
+            out = self.vault.replace(out, hits)
+        self._done[text] = out
+        return out
+
+    def _protected_spans(self, text: str) -> list[tuple[int, int]]:
+        spans = [m.span() for m in _URL_HOST.finditer(text)]
+        for p in self.protected:
+            start = text.find(p)
+            while start >= 0:
+                spans.append((start, start + len(p)))
+                start = text.find(p, start + len(p))
+        return spans
+
+    def value(self, value: Any) -> Any:
+        """Any JSON value with every string in it (keys included) redacted."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.value(v) for k, v in value.items()}
+        return value
+
+    def headers(self, headers: dict[str, str]) -> dict[str, str]:
+        return {
+            k.lower(): "[REDACTED]" if k.lower() in SECRET_HEADERS else self.text(v)
+            for k, v in headers.items()
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "credentials_scrubbed": self.credentials,
+            "pii_redacted": self.pii,
+            "placeholders": dict(sorted(self.vault.kinds().items())),
+            "pii_engine": "presidio (offline, regex recognizers)" if self.analyzer else None,
+        }
+
+
+def _is_placeholder(text: str, hit: PiiHit) -> bool:
+    return text[max(hit.start - 1, 0) : hit.start] == "[" and text[hit.end : hit.end + 1] == "]"

@@ -1,0 +1,268 @@
+"""Anthropic Messages streams: the accumulator (events -> Output) and the per-stream event codec.
+
+The codec classifies each upstream event for the stream guard and writes the events the proxy adds.
+Anthropic SDKs address content blocks by position (`content[index]`), so when the proxy withholds
+a tool_use block every later block is re-numbered on the way out: the client always sees indexes
+0, 1, 2 ... with each block started, filled and stopped in order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from httpx_sse import ServerSentEvent
+
+from proxy.errors import GuardProxyError, anthropic_error_body
+from proxy.model import Output, ToolCall
+from proxy.providers.base import Part, PartKind
+
+TOOL_BLOCKS = frozenset({"tool_use"})  # client-executed calls: the scopes decide on them
+
+
+def arguments_json(value: Any) -> str:
+    return json.dumps(value if value is not None else {}, ensure_ascii=False, separators=(",", ":"))
+
+
+def tool_use_block(call: ToolCall) -> dict[str, Any]:
+    try:
+        arguments = json.loads(call.arguments) if call.arguments else {}
+    except json.JSONDecodeError:
+        arguments = {}
+    return {"type": "tool_use", "id": call.id, "name": call.name,
+            "input": arguments if isinstance(arguments, dict) else {}}
+
+
+def stop_reason(output: Output, original: str | None) -> str:
+    """Anthropic's stop_reason for `output`: tool_use exactly when calls remain."""
+    if output.tool_calls:
+        return "tool_use"
+    reason = output.finish_reason or original or "end_turn"
+    # Guards may speak OpenAI's words; a turn whose calls were all withheld ended its turn.
+    return {"tool_use": "end_turn", "tool_calls": "end_turn", "stop": "end_turn",
+            "length": "max_tokens", "content_filter": "refusal"}.get(reason, reason)
+
+
+@dataclass
+class _Block:
+    type: str
+    id: str = ""
+    name: str = ""
+    parts: list[str] = field(default_factory=list)  # text, or the tool input's partial JSON
+
+
+class StreamAccumulator:
+    """Feed each event's (name, data); `output()` gives what the upstream has sent so far."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, _Block] = {}
+        self.message: dict[str, Any] = {}
+        self.stop_reason: str | None = None
+        self.output_tokens: int | None = None
+        self.done = False  # saw message_stop (or an error event, which ends the stream too)
+
+    def feed(self, data: dict[str, Any]) -> None:
+        kind = data.get("type")
+        if kind == "message_start":
+            self.message = data.get("message") or {}
+        elif kind == "content_block_start":
+            block = data.get("content_block") or {}
+            self.blocks[int(data.get("index", 0))] = _Block(
+                type=block.get("type", ""), id=block.get("id", ""), name=block.get("name", ""),
+                parts=[block["text"]] if isinstance(block.get("text"), str) and block["text"] else [],
+            )
+        elif kind == "content_block_delta":
+            self._delta(int(data.get("index", 0)), data.get("delta") or {})
+        elif kind == "message_delta":
+            self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
+            self.output_tokens = (data.get("usage") or {}).get("output_tokens", self.output_tokens)
+        elif kind in ("message_stop", "error"):
+            self.done = True
+
+    def _delta(self, index: int, delta: dict[str, Any]) -> None:
+        block = self.blocks.setdefault(index, _Block(type="text"))
+        if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+            block.parts.append(delta["text"])
+        elif delta.get("type") == "input_json_delta" and isinstance(delta.get("partial_json"), str):
+            block.parts.append(delta["partial_json"])
+
+    def block_type(self, index: int) -> str:
+        block = self.blocks.get(index)
+        return block.type if block else ""
+
+    def output(self) -> Output:
+        ordered = [self.blocks[i] for i in sorted(self.blocks)]
+        calls = tuple(
+            ToolCall(b.id, b.name, "".join(b.parts) or "{}", index=n)
+            for n, b in enumerate(b for b in ordered if b.type in TOOL_BLOCKS)
+        )
+        usage = self.message.get("usage") or {}
+        return Output(
+            text="".join("".join(b.parts) for b in ordered if b.type == "text"),
+            tool_calls=calls,
+            finish_reason=self.stop_reason,
+            response_id=self.message.get("id"),
+            model=self.message.get("model"),
+            input_tokens=usage.get("input_tokens"),
+            output_tokens=self.output_tokens if self.output_tokens is not None else usage.get("output_tokens"),
+        )
+
+
+class AnthropicCodec:
+    """Classifies upstream events and writes the proxy's own, tracking what the client has seen."""
+
+    def __init__(self) -> None:
+        self.acc = StreamAccumulator()
+        self._index: dict[int, int] = {}  # upstream block index -> client block index
+        self._next = 0  # the client's next block index
+        self._open: tuple[int, str] | None = None  # the client's open block: (index, type)
+        self._started = False  # message_start has gone to the client
+
+    @property
+    def done(self) -> bool:
+        return self.acc.done
+
+    def output(self) -> Output:
+        return self.acc.output()
+
+    def classify(self, event: ServerSentEvent) -> Part:
+        try:
+            data = json.loads(event.data)
+        except json.JSONDecodeError:
+            return Part(PartKind.PASS, event)
+        if not isinstance(data, dict):
+            return Part(PartKind.PASS, event)
+        self.acc.feed(data)
+        return Part(self._kind(data), event, data, text=_delta_text(data))
+
+    def _kind(self, data: dict[str, Any]) -> PartKind:
+        kind = data.get("type")
+        if kind in ("content_block_start", "content_block_delta", "content_block_stop"):
+            block = self.acc.block_type(int(data.get("index", 0)))
+            if block in TOOL_BLOCKS:
+                return PartKind.TOOL
+            if kind == "content_block_delta" and (data.get("delta") or {}).get("type") == "text_delta":
+                return PartKind.TEXT
+            if kind == "content_block_stop" and block == "text":
+                return PartKind.BOUNDARY
+            return PartKind.PASS
+        return {
+            "message_delta": PartKind.FINISH,
+            "message_stop": PartKind.DONE,
+            "ping": PartKind.PING,
+        }.get(str(kind), PartKind.PASS)
+
+    # --- what goes to the client ------------------------------------------------------------------
+
+    def encode(self, part: Part) -> ServerSentEvent:
+        data = part.data
+        if data is None:
+            return part.event
+        kind = data.get("type")
+        if kind == "message_start":
+            self._started = True
+        if kind not in ("content_block_start", "content_block_delta", "content_block_stop"):
+            return part.event
+        upstream = int(data.get("index", 0))
+        if kind == "content_block_start":
+            self._index[upstream] = self._next
+            self._open = (self._next, (data.get("content_block") or {}).get("type", ""))
+            self._next += 1
+        client = self._index.get(upstream, upstream)
+        if kind == "content_block_stop":
+            self._open = None
+        if client == upstream:
+            return part.event
+        return _event(kind, {**data, "index": client})
+
+    def withhold(self, part: Part) -> None:
+        """Nothing to do: a withheld block never gets a client index, so later ones move up."""
+
+    def text_event(self, part: Part, text: str) -> ServerSentEvent:
+        upstream = int((part.data or {}).get("index", 0))
+        index = self._index.get(upstream, upstream)
+        return _event("content_block_delta",
+                      {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}})
+
+    def tool_events(self, calls: tuple[ToolCall, ...]) -> list[ServerSentEvent]:
+        events = self._close_open()
+        for call in calls:
+            index = self._next
+            self._next += 1
+            start = {**tool_use_block(call), "input": {}}
+            events.append(_event("content_block_start",
+                                 {"type": "content_block_start", "index": index, "content_block": start}))
+            events.append(_event("content_block_delta", {
+                "type": "content_block_delta", "index": index,
+                "delta": {"type": "input_json_delta", "partial_json": arguments_json(tool_use_block(call)["input"])},
+            }))
+            events.append(_event("content_block_stop", {"type": "content_block_stop", "index": index}))
+        return events
+
+    def notice_events(self, text: str) -> list[ServerSentEvent]:
+        if not text:
+            return []
+        if self._open is not None and self._open[1] == "text":
+            index = self._open[0]
+            return [_event("content_block_delta", {"type": "content_block_delta", "index": index,
+                                                   "delta": {"type": "text_delta", "text": text}})]
+        events = self._close_open()
+        index = self._next
+        self._next += 1
+        events.append(_event("content_block_start", {"type": "content_block_start", "index": index,
+                                                     "content_block": {"type": "text", "text": ""}}))
+        events.append(_event("content_block_delta", {"type": "content_block_delta", "index": index,
+                                                     "delta": {"type": "text_delta", "text": text}}))
+        events.append(_event("content_block_stop", {"type": "content_block_stop", "index": index}))
+        return events
+
+    def finish_event(self, part: Part, output: Output) -> ServerSentEvent:
+        data = dict(part.data or {"type": "message_delta", "usage": {"output_tokens": 0}})
+        delta = dict(data.get("delta") or {})
+        delta["stop_reason"] = stop_reason(output, delta.get("stop_reason"))
+        data["delta"] = delta
+        return _event("message_delta", data)
+
+    def end_blocked(self, reason: str, notice: str) -> list[ServerSentEvent]:
+        events = []
+        if not self._started:
+            events.append(_event("message_start", {"type": "message_start", "message": self._empty_message()}))
+            self._started = True
+        events.extend(self.notice_events(notice))
+        events.extend(self._close_open())
+        usage = {"output_tokens": self.acc.output_tokens or 0}
+        events.append(_event("message_delta", {
+            "type": "message_delta",
+            "delta": {"stop_reason": "refusal", "stop_sequence": None,
+                      "stop_details": {"type": "refusal", "category": None, "explanation": reason}},
+            "usage": usage,
+        }))
+        events.append(_event("message_stop", {"type": "message_stop"}))
+        return events
+
+    def error_event(self, error: GuardProxyError, request_id: str) -> ServerSentEvent:
+        return _event("error", anthropic_error_body(error, request_id))
+
+    def _close_open(self) -> list[ServerSentEvent]:
+        if self._open is None:
+            return []
+        index, self._open = self._open[0], None
+        return [_event("content_block_stop", {"type": "content_block_stop", "index": index})]
+
+    def _empty_message(self) -> dict[str, Any]:
+        out = self.acc.output()
+        return {"id": out.response_id or "msg_guardproxy", "type": "message", "role": "assistant",
+                "model": out.model or "", "content": [], "stop_reason": None, "stop_sequence": None,
+                "usage": {"input_tokens": out.input_tokens or 0, "output_tokens": 0}}
+
+
+def _delta_text(data: dict[str, Any]) -> str:
+    delta = data.get("delta")
+    if isinstance(delta, dict) and delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+        return str(delta["text"])
+    return ""
+
+
+def _event(name: str, data: dict[str, Any]) -> ServerSentEvent:
+    return ServerSentEvent(event=name, data=json.dumps(data, ensure_ascii=False, separators=(",", ":")))

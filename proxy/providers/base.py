@@ -1,0 +1,100 @@
+"""The provider interface: what the relay needs from one wire format, stated once.
+
+A provider parses a request body into a Conversation and renders it back, parses and re-renders a
+non-streamed response, names its upstream path and auth, shapes errors, and hands out a per-stream
+codec. The codec is the streaming half: it classifies each upstream SSE event (text to inspect,
+tool-call parts to hold, boundaries), accumulates the Output, and encodes the events the proxy
+itself has to write (released text, replacement tool calls, a clean end, an error) so the client
+SDK always sees a stream its own parser accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from httpx_sse import ServerSentEvent
+
+from proxy.errors import GuardProxyError
+from proxy.model import Conversation, Output, ToolCall
+
+
+class PartKind(StrEnum):
+    TEXT = "text"  # a text delta the output inspectors read; may be held back and re-encoded
+    TOOL = "tool"  # part of a tool call: held until the turn's calls are complete and checked
+    BOUNDARY = "boundary"  # ends a run of text (a text block's stop): held text goes out first
+    FINISH = "finish"  # the model's turn ends (finish_reason / message_delta): calls are checked
+    DONE = "done"  # the stream's last event ([DONE] / message_stop)
+    PING = "ping"  # keep-alive: order-free, never held
+    PASS = "pass"  # anything else: relayed in order
+
+
+@dataclass(slots=True)
+class Part:
+    kind: PartKind
+    event: ServerSentEvent
+    data: dict[str, Any] | None = None  # the event's JSON, when it is JSON
+    channel: int = 0  # which text stream (OpenAI choice index; Anthropic: always 0)
+    text: str = ""  # for TEXT: the delta
+
+
+class StreamCodec(Protocol):
+    """One stream's event codec. `classify` is called once per upstream event, in order."""
+
+    done: bool  # saw the wire format's final event
+
+    def classify(self, event: ServerSentEvent) -> Part: ...
+
+    def output(self) -> Output:
+        """What the upstream has sent so far, as the SDK would assemble it."""
+        ...
+
+    def encode(self, part: Part) -> ServerSentEvent:
+        """Relay an upstream event (re-indexed if the proxy withheld a block before it)."""
+        ...
+
+    def withhold(self, part: Part) -> None:
+        """The proxy drops this upstream event (a withheld tool call's part)."""
+        ...
+
+    def text_event(self, part: Part, text: str) -> ServerSentEvent:
+        """A text delta like `part` carrying `text` instead (released or redacted text)."""
+        ...
+
+    def tool_events(self, calls: tuple[ToolCall, ...]) -> list[ServerSentEvent]:
+        """Fresh, complete events for tool calls the proxy lets through after a transform."""
+        ...
+
+    def notice_events(self, text: str) -> list[ServerSentEvent]:
+        """Text the proxy adds (a notice), as valid events at the current position."""
+        ...
+
+    def finish_event(self, part: Part, output: Output) -> ServerSentEvent:
+        """The FINISH event with its stop reason fitted to `output` (e.g. no calls left)."""
+        ...
+
+    def end_blocked(self, reason: str, notice: str) -> list[ServerSentEvent]:
+        """Valid final events that end the stream now, saying why (the upstream is dropped)."""
+        ...
+
+    def error_event(self, error: GuardProxyError, request_id: str) -> ServerSentEvent: ...
+
+
+class Provider(Protocol):
+    name: str  # "openai" | "anthropic": Conversation.provider
+    upstream_path: str  # appended to the upstream base URL
+
+    def parse(self, body: dict[str, Any]) -> Conversation: ...
+
+    def render(self, conv: Conversation) -> dict[str, Any]:
+        """The body to forward; the very `conv.raw` object when nothing changed."""
+        ...
+
+    def parse_output(self, response: dict[str, Any]) -> Output: ...
+
+    def render_output(self, response: dict[str, Any], output: Output) -> dict[str, Any]: ...
+
+    def stream_codec(self) -> StreamCodec: ...
+
+    def error_body(self, error: GuardProxyError, request_id: str | None) -> dict[str, Any]: ...

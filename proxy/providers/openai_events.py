@@ -1,0 +1,114 @@
+"""OpenAI chat.completion.chunk streams: the per-stream event codec the stream guard drives.
+
+Classifies each upstream chunk (text to inspect, tool-call parts to hold, the finish chunk,
+[DONE]) while the accumulator builds the Output, and writes the chunks the proxy adds. Every chunk
+the proxy writes copies the stream's own id/model/created, so the SDK cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from httpx_sse import ServerSentEvent
+
+from proxy.errors import GuardProxyError
+from proxy.model import Output, ToolCall
+from proxy.providers.base import Part, PartKind
+from proxy.providers.openai_stream import StreamAccumulator
+
+DONE = ServerSentEvent(data="[DONE]")
+
+
+class OpenAICodec:
+    def __init__(self) -> None:
+        self.acc = StreamAccumulator()
+        self._template: dict[str, Any] = {"object": "chat.completion.chunk"}
+
+    @property
+    def done(self) -> bool:
+        return self.acc.done
+
+    def output(self) -> Output:
+        return self.acc.output()
+
+    def classify(self, event: ServerSentEvent) -> Part:
+        chunk = self.acc.feed(event.data)
+        if self.acc.done:
+            return Part(PartKind.DONE, event)
+        if chunk is None:
+            return Part(PartKind.PASS, event)
+        self._template = {k: v for k, v in chunk.items() if k not in ("choices", "usage")}
+        choices = [c for c in chunk.get("choices") or () if isinstance(c, dict)]
+        if any((c.get("delta") or {}).get("tool_calls") for c in choices):
+            return Part(PartKind.TOOL, event, chunk)
+        if any(c.get("finish_reason") for c in choices):
+            return Part(PartKind.FINISH, event, chunk)
+        for choice in choices:
+            content = (choice.get("delta") or {}).get("content")
+            if isinstance(content, str) and content:
+                return Part(PartKind.TEXT, event, chunk, channel=int(choice.get("index", 0)), text=content)
+        return Part(PartKind.PASS, event, chunk)
+
+    def encode(self, part: Part) -> ServerSentEvent:
+        return part.event
+
+    def withhold(self, part: Part) -> None:
+        """Nothing to track: tool calls are addressed by their own `index`, re-numbered on release."""
+
+    def text_event(self, part: Part, text: str) -> ServerSentEvent:
+        chunk = dict(part.data or self._template)
+        choices = []
+        for choice in chunk.get("choices") or [{"index": part.channel}]:
+            if int(choice.get("index", 0)) == part.channel:
+                choice = {**choice, "delta": {**(choice.get("delta") or {}), "content": text}}
+            choices.append(choice)
+        chunk["choices"] = choices
+        return _event(chunk)
+
+    def tool_events(self, calls: tuple[ToolCall, ...]) -> list[ServerSentEvent]:
+        return [
+            self._chunk({"tool_calls": [{"index": i, "id": c.id, "type": "function",
+                                         "function": {"name": c.name, "arguments": c.arguments}}]})
+            for i, c in enumerate(calls)
+        ]
+
+    def notice_events(self, text: str) -> list[ServerSentEvent]:
+        return [self._chunk({"content": text})] if text else []
+
+    def finish_event(self, part: Part, output: Output) -> ServerSentEvent:
+        chunk = dict(part.data or self._template)
+        choices = []
+        for choice in chunk.get("choices") or [{"index": 0, "delta": {}}]:
+            if int(choice.get("index", 0)) == 0:
+                choice = {**choice, "finish_reason": finish_reason(output, choice.get("finish_reason"))}
+            choices.append(choice)
+        chunk["choices"] = choices
+        return _event(chunk)
+
+    def end_blocked(self, reason: str, notice: str) -> list[ServerSentEvent]:
+        final = self._chunk({}, finish="content_filter")
+        # Extra keys are kept by the SDK's models: a client can read why the stream ended.
+        data = json.loads(final.data) | {"guardproxy": {"stopped": True, "reason": reason}}
+        return [*self.notice_events(notice), _event(data), DONE]
+
+    def error_event(self, error: GuardProxyError, request_id: str) -> ServerSentEvent:
+        return _event(error.body(request_id))
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> ServerSentEvent:
+        chunk = {**self._template,
+                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        return _event(chunk)
+
+
+def finish_reason(output: Output, original: str | None) -> str:
+    """OpenAI's finish_reason for `output`: tool_calls exactly when calls remain."""
+    if output.tool_calls:
+        return "tool_calls"
+    reason = output.finish_reason or original or "stop"
+    return {"tool_calls": "stop", "tool_use": "stop", "end_turn": "stop", "refusal": "content_filter",
+            "max_tokens": "length"}.get(reason, reason)
+
+
+def _event(chunk: dict[str, Any]) -> ServerSentEvent:
+    return ServerSentEvent(data=json.dumps(chunk, ensure_ascii=False, separators=(",", ":")))

@@ -1,0 +1,241 @@
+"""The `chat {model}` CLIENT span and the GenAI client metrics for one upstream call.
+
+The span starts after admission, just before the request is sent (so it measures upstream time
+only: network + upstream queue + model compute), carries the traceparent to the upstream, and ends
+when the last byte or SSE chunk arrived. Response attributes are filled in afterwards from the
+Exchange, with the end time stamped when the upstream finished.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from proxy.model import Conversation, Exchange
+from proxy.telemetry import content
+from proxy.telemetry import names as n
+
+if TYPE_CHECKING:
+    from proxy.admission import Lease
+    from proxy.telemetry.core import Telemetry
+
+OPERATION = "chat"  # OpenAI chat completions and Anthropic messages alike (semconv)
+_REPORTED = (  # upstream timing headers (ms) -> our attribute (s)
+    ("openai-processing-ms", n.UPSTREAM_REPORTED_PROCESSING),
+    ("x-queue-time", n.UPSTREAM_REPORTED_QUEUE),
+    ("x-inference-time", n.UPSTREAM_REPORTED_INFERENCE),
+)
+
+
+class UpstreamCall:
+    def __init__(
+        self, tel: Telemetry, exchange: Exchange, base_url: str, lease: Lease | None
+    ) -> None:
+        self._tel = tel
+        self._lease = lease
+        url = urlsplit(base_url)
+        self.address = url.hostname or ""
+        self.port = url.port or (443 if url.scheme == "https" else 80)
+        self._start = time.perf_counter()
+        self._start_ns = time.time_ns()
+        self._end_ns: int | None = None
+        self._duration = 0.0
+        self._error: str | None = None
+        self._reported: dict[str, float] = {}
+        self._ended = False
+        self.span: Span | None = None
+        if tel.tracer is not None:
+            conv = exchange.conversation
+            name = n.SPAN_CHAT.format(operation=OPERATION, model=conv.model) if conv.model else OPERATION
+            self.span = tel.tracer.start_span(
+                name, kind=SpanKind.CLIENT, start_time=self._start_ns,
+                attributes=request_attributes(conv, self.address, self.port),
+            )
+
+    def inject(self, headers: dict[str, str]) -> None:
+        """Put `traceparent` (and `tracestate`) for the upstream into `headers`.
+
+        With tracing off this forwards the caller's own trace context, if it sent one, so the
+        upstream's spans still join the caller's trace.
+        """
+        ctx = trace.set_span_in_context(self.span) if self.span is not None else None
+        propagate.inject(headers, context=ctx)
+
+    def upstream_done(
+        self, headers: Mapping[str, str] | None = None, *, error: str | None = None
+    ) -> None:
+        """The upstream has finished (last byte, or failure): stamp the end, free the slot."""
+        if self._end_ns is not None:
+            return
+        self._duration = time.perf_counter() - self._start
+        self._end_ns = self._start_ns + int(self._duration * 1e9)
+        self._error = self._error or error
+        if headers is not None:
+            self._reported = reported_durations(headers)
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+
+    def fail(self, error: str) -> None:
+        """Mark the call failed (error.type) after the fact, e.g. an unparseable 200 body."""
+        self._error = error
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def end(self, exchange: Exchange) -> None:
+        """Record the call (metrics, span attributes) from the finished Exchange. Idempotent."""
+        if self._ended:
+            return
+        self._ended = True
+        self.upstream_done()
+        error = self._error or error_of(exchange)
+        out = exchange.output
+        conv = exchange.conversation
+        attrs: dict[str, Any] = {
+            n.GEN_AI_OPERATION_NAME: OPERATION, n.GEN_AI_PROVIDER_NAME: conv.provider,
+            n.GEN_AI_REQUEST_MODEL: conv.model, n.SERVER_ADDRESS: self.address,
+            n.SERVER_PORT: self.port,
+        }
+        if out is not None and out.model:
+            attrs[n.GEN_AI_RESPONSE_MODEL] = out.model
+        if error:
+            attrs[n.ERROR_TYPE] = error
+        inst = self._tel.instruments
+        inst.client_duration.record(self._duration, attrs)
+        ttfc = exchange.timings.ttft_ms / 1000 if exchange.timings.ttft_ms is not None else None
+        if conv.stream and ttfc is not None:
+            inst.client_ttfc.record(ttfc, attrs)
+            if not error and exchange.timings.received:
+                # As guardproxy's own clients see it: from arrival, guards and queue included.
+                waited = self._start - exchange.timings.received
+                inst.server_ttft.record(waited + ttfc, _server_attributes(attrs))
+        if out is not None and not error:
+            for kind, count in (("input", out.input_tokens), ("output", out.output_tokens)):
+                if count is not None:
+                    inst.client_tokens.record(count, attrs | {n.GEN_AI_TOKEN_TYPE: kind})
+        if self.span is not None:
+            self._finish_span(self.span, exchange, error, ttfc)
+
+    def _finish_span(
+        self, span: Span, exchange: Exchange, error: str | None, ttfc: float | None
+    ) -> None:
+        out = exchange.output
+        if out is not None:
+            span.set_attributes(response_attributes(out))
+        if exchange.conversation.stream and ttfc is not None:
+            span.set_attribute(n.GEN_AI_RESPONSE_TTFC, ttfc)
+        span.set_attributes(self._reported)
+        withheld = [call for d in exchange.decisions for call in d.calls_blocked]
+        if withheld:
+            span.set_attribute(n.TOOL_BLOCKED, withheld)
+            span.add_event(n.EVENT_TOOL_WITHHELD, {n.TOOL_BLOCKED: withheld})
+        self._content(span, exchange)
+        if error:
+            span.set_attribute(n.ERROR_TYPE, error)
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(end_time=self._end_ns)
+
+    def _content(self, span: Span, exchange: Exchange) -> None:
+        capture, redact = self._tel.capture, self._tel.redactor
+        if not (capture.on_span or capture.on_event):
+            return
+        values = {n.GEN_AI_INPUT_MESSAGES: content.input_messages(exchange.conversation, redact)}
+        if exchange.output is not None:
+            values[n.GEN_AI_OUTPUT_MESSAGES] = content.output_messages(exchange.output, redact)
+        if capture.on_span:
+            span.set_attributes(values)
+        if capture.on_event:
+            span.add_event(n.EVENT_INFERENCE_DETAILS, values)
+
+
+def request_attributes(conv: Conversation, address: str, port: int) -> dict[str, Any]:
+    """The attributes known at span creation (the ones that matter for sampling come first)."""
+    attrs: dict[str, Any] = {
+        n.GEN_AI_OPERATION_NAME: OPERATION, n.GEN_AI_PROVIDER_NAME: conv.provider,
+        n.SERVER_ADDRESS: address, n.SERVER_PORT: port,
+    }
+    if conv.model:
+        attrs[n.GEN_AI_REQUEST_MODEL] = conv.model
+    if conv.provider == "openai":
+        attrs[n.OPENAI_API_TYPE] = "chat_completions"
+    raw = conv.raw
+    max_tokens = raw.get("max_completion_tokens", raw.get("max_tokens"))
+    if _is_int(max_tokens):
+        attrs[n.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    for key, name in (("temperature", n.GEN_AI_REQUEST_TEMPERATURE),
+                      ("top_p", n.GEN_AI_REQUEST_TOP_P),
+                      ("frequency_penalty", n.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+                      ("presence_penalty", n.GEN_AI_REQUEST_PRESENCE_PENALTY)):
+        value = raw.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            attrs[name] = float(value)
+    stop = raw.get("stop")
+    if isinstance(stop, str):
+        attrs[n.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
+    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        attrs[n.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
+    if _is_int(raw.get("seed")):
+        attrs[n.GEN_AI_REQUEST_SEED] = raw["seed"]
+    if _is_int(raw.get("n")) and raw["n"] != 1:
+        attrs[n.GEN_AI_REQUEST_CHOICE_COUNT] = raw["n"]
+    if conv.stream:
+        attrs[n.GEN_AI_REQUEST_STREAM] = True
+    fmt = raw.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema", "text"):
+        attrs[n.GEN_AI_OUTPUT_TYPE] = "text" if fmt["type"] == "text" else "json"
+    return attrs
+
+
+def response_attributes(out: Any) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    if out.response_id:
+        attrs[n.GEN_AI_RESPONSE_ID] = out.response_id
+    if out.model:
+        attrs[n.GEN_AI_RESPONSE_MODEL] = out.model
+    if out.finish_reason:
+        attrs[n.GEN_AI_RESPONSE_FINISH_REASONS] = [out.finish_reason]
+    if out.input_tokens is not None:
+        attrs[n.GEN_AI_USAGE_INPUT_TOKENS] = out.input_tokens
+    if out.output_tokens is not None:
+        attrs[n.GEN_AI_USAGE_OUTPUT_TOKENS] = out.output_tokens
+    return attrs
+
+
+def reported_durations(headers: Mapping[str, str]) -> dict[str, float]:
+    """Upstream-reported timings (OpenAI, TGI), milliseconds on the wire, seconds on the span."""
+    found = {}
+    for header, attr in _REPORTED:
+        value = headers.get(header)
+        if not isinstance(value, str):
+            continue
+        try:
+            found[attr] = float(value) / 1000
+        except ValueError:
+            continue
+    return found
+
+
+def error_of(exchange: Exchange) -> str | None:
+    """Low-cardinality error.type: a stream's error code, else a non-200 upstream status."""
+    stream_error = exchange.attributes.get("stream_error")
+    if isinstance(stream_error, str):
+        return stream_error
+    status = exchange.upstream_status
+    return str(status) if status is not None and status != 200 else None
+
+
+def _server_attributes(attrs: dict[str, Any]) -> dict[str, Any]:
+    keep = (n.GEN_AI_OPERATION_NAME, n.GEN_AI_PROVIDER_NAME, n.GEN_AI_REQUEST_MODEL,
+            n.GEN_AI_RESPONSE_MODEL)
+    return {k: attrs[k] for k in keep if k in attrs}
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

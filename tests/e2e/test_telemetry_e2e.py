@@ -1,0 +1,358 @@
+"""Traces, timing headers and metrics through real servers: plain, streamed, blocked and failed
+requests, trace-context propagation, opt-in content, and a saturation run against a slow upstream.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from fakes import FakeGuard
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from servers import UPSTREAM_KEY
+
+from proxy import serving
+from proxy.model import Phase
+from proxy.settings import load_settings
+from proxy.simulator import SimulatorHandle
+from proxy.telemetry import Capture, Telemetry
+from proxy.telemetry import names as n
+
+CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
+CALLER_SPAN = "b7ad6b7169203331"
+TRACEPARENT = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+SECRET_PROMPT = "My address is jane.doe@example.com, what is 2+2?"
+
+
+class Traced:
+    """A proxy on loopback whose telemetry goes to in-memory exporters."""
+
+    def __init__(self, handle: serving.ProxyHandle, spans: InMemorySpanExporter,
+                 reader: InMemoryMetricReader) -> None:
+        self.handle, self.spans, self.reader = handle, spans, reader
+        self.url = handle.url
+
+    def client(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url, api_key="k", max_retries=0, timeout=20,
+                             default_headers={"traceparent": TRACEPARENT})
+
+    def trace(self, count_servers: int = 1, timeout: float = 5.0) -> list[ReadableSpan]:
+        """Finished spans, once `count_servers` SERVER spans have ended (they end last)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            spans = list(self.spans.get_finished_spans())
+            if sum(s.kind is SpanKind.SERVER for s in spans) >= count_servers:
+                return spans
+            time.sleep(0.01)
+        raise AssertionError(f"no {count_servers} SERVER span(s) within {timeout}s")
+
+
+Factory = Callable[..., Traced]
+
+
+@pytest.fixture(scope="module")
+def traced_proxy(sim: SimulatorHandle) -> Iterator[Factory]:
+    started: list[serving.ProxyHandle] = []
+
+    def factory(extra_guards: dict[str, Any] | None = None, capture: Capture = Capture.NO_CONTENT,
+                **overrides: Any) -> Traced:
+        spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+        overrides.setdefault("timeouts", {"read_s": 5.0, "stream_idle_s": 5.0})
+        settings = load_settings(None, port=0, log_level="warning", upstream_url=sim.url,
+                                 upstream_api_key=UPSTREAM_KEY, **overrides)
+        telemetry = Telemetry.for_tests(spans, reader, capture=capture)
+        handle = serving.start_in_thread(settings, extra_guards=extra_guards, telemetry=telemetry)
+        started.append(handle)
+        return Traced(handle, spans, reader)
+
+    yield factory
+    for handle in started:
+        handle.stop()
+
+
+@pytest.fixture(scope="module")
+def traced(traced_proxy: Factory) -> Traced:
+    finder = FakeGuard("finder", "find", phases=frozenset({Phase.INPUT, Phase.OUTPUT}))
+    return traced_proxy(extra_guards={"finder": finder},
+                        stages=[{"name": "limits"}, {"name": "finder"}])
+
+
+@pytest.fixture(autouse=True)
+def _clear(request: pytest.FixtureRequest) -> None:
+    if "traced" in request.fixturenames:
+        request.getfixturevalue("traced").spans.clear()
+
+
+def one(spans: Sequence[ReadableSpan], name: str) -> ReadableSpan:
+    found = [s for s in spans if s.name == name]
+    assert len(found) == 1, f"expected one {name!r}, got {[s.name for s in spans]}"
+    return found[0]
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent is not None else None
+
+
+def all_attribute_text(spans: Sequence[ReadableSpan]) -> str:
+    parts = [str(dict(s.attributes or {})) for s in spans]
+    parts += [str(dict(e.attributes or {})) for s in spans for e in s.events]
+    return " ".join(parts)
+
+
+def server_timing(header: str) -> dict[str, float]:
+    return {m[0]: float(m[1]) for m in re.findall(r"([\w-]+);dur=([\d.]+)", header)}
+
+
+def test_plain_request_is_one_trace_with_the_documented_tree(traced: Traced) -> None:
+    raw = traced.client().chat.completions.with_raw_response.create(
+        model="sim-gpt", messages=[{"role": "user", "content": SECRET_PROMPT}], max_tokens=50,
+        temperature=0.5,
+    )
+    completion = raw.parse()
+    spans = traced.trace()
+    server = one(spans, "POST /v1/chat/completions")
+    scan_in, scan_out = one(spans, "guardrail.scan input"), one(spans, "guardrail.scan output")
+    chat = one(spans, "chat sim-gpt")
+    stages = [s for s in spans if s.name.startswith("guardrail.stage ")]
+
+    # One trace, continuing the caller's; the SERVER span is the caller's span's child.
+    assert {f"{s.context.trace_id:032x}" for s in spans} == {CALLER_TRACE}
+    assert server.kind is SpanKind.SERVER and parent_of(server) == int(CALLER_SPAN, 16)
+    assert {parent_of(s) for s in (scan_in, scan_out, chat)} == {server.context.span_id}
+    assert [s.name for s in sorted(stages, key=lambda s: s.start_time)] == [
+        "guardrail.stage limits", "guardrail.stage finder", "guardrail.stage finder"]
+    assert all(parent_of(s) in {scan_in.context.span_id, scan_out.context.span_id} for s in stages)
+    assert "queue wait" not in {s.name for s in spans}  # a free slot: no wait worth a span
+
+    # The chat span: CLIENT, semconv attributes, upstream time only.
+    a = chat.attributes or {}
+    assert chat.kind is SpanKind.CLIENT and chat.status.status_code is StatusCode.UNSET
+    assert a[n.GEN_AI_OPERATION_NAME] == "chat" and a[n.GEN_AI_PROVIDER_NAME] == "openai"
+    assert a[n.GEN_AI_REQUEST_MODEL] == "sim-gpt" and a[n.GEN_AI_RESPONSE_MODEL] == "sim-gpt"
+    assert a[n.GEN_AI_RESPONSE_ID] == completion.id
+    assert list(a[n.GEN_AI_RESPONSE_FINISH_REASONS]) == ["stop"]  # type: ignore[arg-type]
+    assert completion.usage is not None
+    assert a[n.GEN_AI_USAGE_INPUT_TOKENS] == completion.usage.prompt_tokens
+    assert a[n.GEN_AI_USAGE_OUTPUT_TOKENS] == completion.usage.completion_tokens
+    assert a[n.SERVER_ADDRESS] == "127.0.0.1" and isinstance(a[n.SERVER_PORT], int)
+    assert a[n.GEN_AI_REQUEST_MAX_TOKENS] == 50 and a[n.GEN_AI_REQUEST_TEMPERATURE] == 0.5
+    assert n.GEN_AI_REQUEST_STREAM not in a and n.ERROR_TYPE not in a
+    assert scan_in.end_time is not None and chat.start_time is not None
+    assert chat.start_time >= scan_in.end_time
+
+    # Per-stage verdicts and findings; findings are events without user text.
+    finder_in = next(s for s in stages if s.name == "guardrail.stage finder"
+                     and (s.attributes or {})[n.GUARD_DIRECTION] == "input")
+    assert (finder_in.attributes or {})[n.GUARD_VERDICT] == "allow"
+    assert (finder_in.attributes or {})[n.GUARD_FINDINGS_COUNT] == 1
+    event = one(finder_in.events, n.EVENT_FINDING)  # type: ignore[arg-type]
+    assert (event.attributes or {})[n.FINDING_RULE_ID] == "finder.rule"
+    assert (scan_in.attributes or {})[n.GUARD_ACTION] == "tag"
+
+    # The split on the SERVER span adds up, and no prompt text is anywhere.
+    s = server.attributes or {}
+    assert s[n.HTTP_RESPONSE_STATUS_CODE] == 200 and s[n.GUARD_ACTION] == "tag"
+    parts = sum(float(s[k]) for k in (n.GUARD_INPUT_DURATION, n.QUEUE_WAIT_DURATION,  # type: ignore[arg-type]
+                                      n.UPSTREAM_DURATION, n.GUARD_OUTPUT_DURATION))
+    total = float(s[n.REQUEST_DURATION])  # type: ignore[arg-type]
+    assert parts <= total and total - parts == pytest.approx(s[n.OVERHEAD_DURATION], abs=1e-6)
+    assert float(s[n.UPSTREAM_DURATION]) == pytest.approx(  # type: ignore[arg-type]
+        (chat.end_time - chat.start_time) / 1e9, abs=0.002)  # type: ignore[operator]
+    text = all_attribute_text(spans)
+    assert "jane.doe" not in text and "2+2" not in text
+
+    # Headers: the same split for the client.
+    h = raw.headers
+    timing = server_timing(h["server-timing"])
+    assert list(timing) == ["guard-in", "queue", "upstream", "guard-out", "total"]
+    assert float(h[n.H_UPSTREAM_MS]) == timing["upstream"]
+    assert float(h[n.H_GUARD_MS]) == pytest.approx(timing["guard-in"] + timing["guard-out"], abs=0.11)
+    assert float(h[n.H_QUEUE_MS]) == timing["queue"]
+
+
+def test_streamed_request_has_ttfc_and_headers_carry_what_is_known(traced: Traced,
+                                                                   sim: SimulatorHandle) -> None:
+    sim.configure(ttft_ms=80.0, token_ms=5.0)
+    raw = traced.client().chat.completions.with_raw_response.create(
+        model="sim-gpt", stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "Tell me about proxies"}],
+    )
+    chunks = list(raw.parse())
+    assert chunks
+    spans = traced.trace()
+    chat, server = one(spans, "chat sim-gpt"), one(spans, "POST /v1/chat/completions")
+    a = chat.attributes or {}
+    assert a[n.GEN_AI_REQUEST_STREAM] is True
+    ttfc = float(a[n.GEN_AI_RESPONSE_TTFC])  # type: ignore[arg-type]
+    assert 0.08 <= ttfc < (chat.end_time - chat.start_time) / 1e9  # type: ignore[operator]
+    usage = chunks[-1].usage
+    assert usage is not None and a[n.GEN_AI_USAGE_OUTPUT_TOKENS] == usage.completion_tokens
+    assert server.end_time >= chat.end_time  # type: ignore[operator]
+    assert float((server.attributes or {})[n.UPSTREAM_DURATION]) > ttfc  # type: ignore[arg-type]
+    # Streamed headers leave before the upstream finishes: guard-in and queue only.
+    assert list(server_timing(raw.headers["server-timing"])) == ["guard-in", "queue"]
+    assert float(raw.headers[n.H_UPSTREAM_MS]) >= 80.0  # the upstream's time to its headers
+
+
+def test_blocked_request_has_no_upstream_span(traced_proxy: Factory) -> None:
+    proxy = traced_proxy(extra_guards={"blocker": FakeGuard("blocker", "block")},
+                         stages=[{"name": "limits"}, {"name": "blocker"}])
+    with pytest.raises(openai.BadRequestError) as info:
+        proxy.client().chat.completions.create(
+            model="sim-gpt", messages=[{"role": "user", "content": "hi"}])
+    assert info.value.response.headers[n.H_UPSTREAM_MS] == "0.0"
+    spans = proxy.trace()
+    assert not [s for s in spans if s.kind is SpanKind.CLIENT]
+    stage = one(spans, "guardrail.stage blocker")
+    assert (stage.attributes or {})[n.GUARD_VERDICT] == "block"
+    server = one(spans, "POST /v1/chat/completions")
+    assert (server.attributes or {})[n.HTTP_RESPONSE_STATUS_CODE] == 400
+    assert (server.attributes or {})[n.GUARD_ACTION] == "block"
+    assert (one(spans, "guardrail.scan input").attributes or {})[n.GUARD_ACTION] == "block"
+
+
+@pytest.mark.parametrize(("fault", "status", "error_type"), [
+    ("500", 500, "500"), ("reset", 502, "upstream_reset"), ("garbage", 502, "upstream_bad_response"),
+])
+def test_failed_upstream_call_marks_the_chat_span(
+    traced: Traced, sim: SimulatorHandle, fault: str, status: int, error_type: str
+) -> None:
+    sim.configure(fault=fault, fault_count=1)
+    with pytest.raises(openai.APIStatusError) as info:
+        traced.client().chat.completions.create(
+            model="sim-gpt", messages=[{"role": "user", "content": "hi"}])
+    assert info.value.status_code == status
+    assert n.H_QUEUE_MS in info.value.response.headers
+    spans = traced.trace()
+    chat = one(spans, "chat sim-gpt")
+    assert chat.status.status_code is StatusCode.ERROR
+    assert (chat.attributes or {})[n.ERROR_TYPE] == error_type
+    server = one(spans, "POST /v1/chat/completions")
+    assert (server.attributes or {})[n.HTTP_RESPONSE_STATUS_CODE] == status
+
+
+def test_upstream_receives_our_chat_span_as_parent(traced: Traced, sim: SimulatorHandle) -> None:
+    traced.client().chat.completions.create(
+        model="sim-gpt", messages=[{"role": "user", "content": "hi"}])
+    sent = sim.stats()["last_request"]["headers"]["traceparent"]
+    chat = one(traced.trace(), "chat sim-gpt")
+    assert sent == f"00-{CALLER_TRACE}-{chat.context.span_id:016x}-01"
+
+
+def test_caller_trace_context_flows_even_with_tracing_off(traced_proxy: Factory,
+                                                          sim: SimulatorHandle) -> None:
+    proxy = traced_proxy()
+    proxy.handle.server.config.app.state.telemetry.tracer = None  # as with no exporter set
+    proxy.client().chat.completions.create(model="sim-gpt", messages=[{"role": "user", "content": "hi"}])
+    assert sim.stats()["last_request"]["headers"]["traceparent"] == TRACEPARENT
+
+
+def test_message_content_only_when_opted_in_and_then_redacted(traced_proxy: Factory) -> None:
+    proxy = traced_proxy(capture=Capture.SPAN_ONLY)
+    proxy.client().chat.completions.create(
+        model="sim-gpt", messages=[{"role": "user", "content": SECRET_PROMPT}])
+    chat = one(proxy.trace(), "chat sim-gpt")
+    a = chat.attributes or {}
+    sent, answer = str(a[n.GEN_AI_INPUT_MESSAGES]), str(a[n.GEN_AI_OUTPUT_MESSAGES])
+    assert "what is 2+2?" in sent and "<EMAIL_ADDRESS>" in sent and "jane.doe" not in sent
+    assert '"role": "assistant"' in answer and "jane.doe" not in answer
+
+
+def test_metrics_endpoint_serves_prometheus_text(traced: Traced) -> None:
+    traced.client().chat.completions.create(
+        model="sim-gpt", messages=[{"role": "user", "content": "hi"}])
+    text = httpx.get(traced.url.removesuffix("/v1") + "/metrics").text
+    for name in ("gen_ai_client_operation_duration_seconds_bucket",
+                 "gen_ai_client_token_usage_bucket", "gen_ai_server_request_duration_seconds_count",
+                 "http_server_request_duration_seconds_count",
+                 "guardproxy_queue_wait_duration_seconds_bucket",
+                 "guardproxy_guard_duration_seconds_bucket", "guardproxy_guard_findings_total",
+                 "guardproxy_guard_decisions_total", "guardproxy_queue_depth",
+                 "guardproxy_upstream_active"):
+        assert name in text, name
+    assert 'gen_ai_token_type="output"' in text
+    assert 'guardproxy_finding_rule_id="finder.rule"' in text
+    assert re.search(r'gen_ai_client_operation_duration_seconds_bucket\{[^}]*le="81.92"', text)
+
+
+# --- saturation ------------------------------------------------------------------------------
+
+
+def fire(url: str, count: int) -> list[tuple[httpx.Response, float]]:
+    """`count` concurrent plain requests, released together; (response, client-measured ms)."""
+    results: list[tuple[httpx.Response, float] | None] = [None] * count
+    barrier = threading.Barrier(count)
+    body = {"model": "sim-gpt", "messages": [{"role": "user", "content": "hi"}]}
+
+    def run(i: int) -> None:
+        with httpx.Client(timeout=30) as c:
+            barrier.wait()
+            start = time.perf_counter()
+            r = c.post(url + "/chat/completions", json=body)
+            results[i] = (r, (time.perf_counter() - start) * 1000)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [r for r in results if r is not None]
+
+
+def test_saturation_grows_queue_time_not_upstream_time_then_sheds(
+    traced_proxy: Factory, sim: SimulatorHandle
+) -> None:
+    sim.configure(ttft_ms=250.0)
+    proxy = traced_proxy(admission={"max_concurrency": 2, "max_queue": 4, "max_wait_s": 10,
+                                    "retry_after_s": 2})
+    # 6 requests = 2 in flight + 4 waiting: waits come in waves of one upstream call each.
+    results = fire(proxy.url, 6)
+    assert [r.status_code for r, _ in results] == [200] * 6
+    queue = sorted(float(r.headers[n.H_QUEUE_MS]) for r, _ in results)
+    upstream = [float(r.headers[n.H_UPSTREAM_MS]) for r, _ in results]
+    assert queue[1] < 50 and queue[2] > 200 and queue[3] < queue[4] and queue[5] > 450
+    assert max(upstream) - min(upstream) < 100 and min(upstream) >= 250  # compute stays flat
+    for r, client_ms in results:  # the recorded split adds up to the measured total
+        t = server_timing(r.headers["server-timing"])
+        parts = t["guard-in"] + t["queue"] + t["upstream"] + t["guard-out"]
+        assert parts <= t["total"] + 0.3 and t["total"] - parts < 5.0
+        assert t["total"] <= client_ms
+    queue_spans = [s for s in proxy.trace(6) if s.name == "queue wait"]
+    assert len(queue_spans) >= 4
+    assert {(s.attributes or {})[n.QUEUE_OUTCOME] for s in queue_spans} == {"acquired"}
+    assert max(int((s.attributes or {})[n.QUEUE_DEPTH]) for s in queue_spans) >= 2  # type: ignore[call-overload]
+    # Past the queue bound: shed at once with 429 and Retry-After, before any upstream work.
+    before = sim.stats()["requests"]
+    results = fire(proxy.url, 8)
+    shed = [r for r, _ in results if r.status_code == 429]
+    assert len(shed) == 2 and sum(r.status_code == 200 for r, _ in results) == 6
+    assert all(r.headers["retry-after"] == "2" for r in shed)
+    assert all(r.json()["error"]["code"] == "overloaded" for r in shed)
+    assert sim.stats()["requests"] - before == 6
+    text = httpx.get(proxy.url.removesuffix("/v1") + "/metrics").text
+    assert re.search(r'guardproxy_admission_shed_total\{[^}]*queue_full[^}]*\} 2\.0', text)
+
+
+def test_wait_past_max_wait_is_shed_with_503_when_configured(
+    traced_proxy: Factory, sim: SimulatorHandle
+) -> None:
+    sim.configure(ttft_ms=400.0)
+    proxy = traced_proxy(admission={"max_concurrency": 1, "max_queue": 4, "max_wait_s": 0.1,
+                                    "shed_status": 503})
+    results = fire(proxy.url, 2)
+    statuses = sorted(r.status_code for r, _ in results)
+    assert statuses == [200, 503]
+    shed = next(r for r, _ in results if r.status_code == 503)
+    assert shed.headers["retry-after"] == "1" and float(shed.headers[n.H_QUEUE_MS]) >= 95
+    queue = one(proxy.trace(2), "queue wait")
+    assert (queue.attributes or {})[n.QUEUE_OUTCOME] == "timeout"
+    assert queue.status.status_code is StatusCode.ERROR
