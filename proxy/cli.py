@@ -16,6 +16,7 @@ import typer
 
 from proxy.attacksim.cli import command as attack_sim_command
 from proxy.errors import ConfigError
+from proxy.policy.cli import app as policy_app
 from proxy.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -91,6 +92,7 @@ def _mount_optional() -> None:
 
 _mount_optional()
 app.command("attack-sim")(attack_sim_command)
+app.add_typer(policy_app, name="policy", help="Hash client keys and check the policy file.")
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ def load_policy(path: Path) -> Policy:
     data, node = yamldoc.parse(path, raw)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: a policy file holds a mapping with kind: policy")
+    _unbool(data)
     yamldoc.validate(path, data, node, _validator())
     defaults = data.get("defaults") or {}
     clients: dict[str, ClientPolicy] = {}
@@ -52,6 +53,13 @@ def load_policy(path: Path) -> Policy:
         digest="sha256:" + hashlib.sha256(raw).hexdigest()[:16],
         source=str(path),
     )
+
+
+def _unbool(data: dict[str, Any]) -> None:
+    """YAML 1.1 reads an unquoted `segregation: off` as false; the operator meant "off"."""
+    for settings in [data.get("defaults"), *(data.get("clients") or [])]:
+        if isinstance(settings, dict) and settings.get("segregation") is False:
+            settings["segregation"] = "off"
 
 
 def _tool(name: str, spec: dict[str, Any]) -> ToolRule:
