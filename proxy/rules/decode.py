@@ -30,7 +30,7 @@ class Limits:
 class Decoded:
     start: int  # span of the encoded run in the text it was found in
     end: int
-    kind: str  # base64 | hex | url | binary
+    kind: str  # base64 | hex | url | binary | morse
     text: str
 
 
@@ -46,6 +46,26 @@ def _hex(run: str) -> bytes:
     return binascii.unhexlify(run.replace("\\x", "").replace("0x", ""))
 
 
+def _spaced_hex(run: str) -> bytes:
+    return bytes(int(pair, 16) for pair in run.replace(":", " ").split())
+
+
+_MORSE = dict(zip(
+    ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- .-- "
+    "-..- -.-- --.. ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----. .-.-.- --..-- ..--..".split(),
+    "abcdefghijklmnopqrstuvwxyz0123456789.,?",
+    strict=True,
+))
+
+
+def _morse(run: str) -> bytes:
+    words = [w.split() for w in run.replace("|", "/").split("/")]
+    text = " ".join("".join(_MORSE.get(code, "?") for code in word) for word in words if word)
+    if text.count("?") * 5 > len(text):
+        raise ValueError("not morse")
+    return text.encode()
+
+
 def _binary(run: str) -> bytes:
     bits = "".join(run.split())
     return bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits) - 7, 8))
@@ -58,7 +78,9 @@ def _url(run: str) -> bytes:
 _FINDERS: tuple[tuple[str, re2._Regexp, Callable[[str], bytes]], ...] = (
     ("base64", re2.compile(r"[A-Za-z0-9+/_\-]{16,}={0,2}"), _b64),
     ("hex", re2.compile(r"(?:\\x[0-9a-fA-F]{2}){6,}|\b(?:[0-9a-fA-F]{2}){10,}\b"), _hex),
+    ("hex", re2.compile(r"\b(?:[0-9a-fA-F]{2}[ :]){7,}[0-9a-fA-F]{2}\b"), _spaced_hex),
     ("binary", re2.compile(r"\b(?:[01]{8}\s?){4,}"), _binary),
+    ("morse", re2.compile(r"(?:[.\-]{1,6}[ ]{1,3}(?:[/|][ ]{0,3})?){4,}[.\-]{1,6}"), _morse),
     ("url", re2.compile(r"(?:[A-Za-z0-9._~+\-]*%[0-9a-fA-F]{2}){3,}[A-Za-z0-9._~+\-]*"), _url),
 )
 

@@ -79,17 +79,20 @@ class Engine:
     def __init__(self, ruleset: RuleSet, limits: Limits | None = None) -> None:
         self.ruleset = ruleset
         self.limits = limits or Limits()
-        self._by_trust = {
-            trust: _Compiled([r for r in ruleset.rules if trust in r.applies_to and r.patterns])
-            for trust in Trust
-        }
+        self._by_trust = {trust: self._compile(trust, "any") for trust in Trust}
+        # Rules scoped to decoded payloads never run over plain text: most texts hold none.
+        self._decoded_only = {trust: self._compile(trust, "decoded") for trust in Trust}
         self._composites = {
             trust: [r for r in ruleset.rules if trust in r.applies_to and r.score]
             for trust in Trust
         }
 
+    def _compile(self, trust: Trust, scope: str) -> _Compiled:
+        rules = self.ruleset.rules
+        return _Compiled([r for r in rules if trust in r.applies_to and r.patterns and r.scope == scope])
+
     def applies(self, trust: Trust) -> bool:
-        return bool(self._by_trust[trust].owners)
+        return bool(self._by_trust[trust].owners or self._decoded_only[trust].owners)
 
     def scan(self, text: str, trust: Trust, *, include_signals: bool = False) -> list[Hit]:
         """Every emitted hit for `text` read at `trust`, composites included, in span order.
@@ -97,11 +100,12 @@ class Engine:
         `include_signals` also returns hits of signal-only rules (`emit: false`): for tooling.
         """
         compiled = self._by_trust[trust]
-        if not compiled.owners or not text:
+        if not self.applies(trust) or not text:
             return []
         raw: list[tuple[Rule, int, int, tuple[str, ...]]] = []
-        self._scan_views(compiled, text, None, (), raw)
-        self._scan_decoded(compiled, text, None, (), 1, [self.limits.max_total_bytes], raw)
+        self._scan_views((compiled,), text, None, (), raw)
+        both = (compiled, self._decoded_only[trust])
+        self._scan_decoded(both, text, None, (), 1, [self.limits.max_total_bytes], raw)
         sentences = Sentences(text)
         hits = _dedupe(raw)
         hits += self._score(hits, trust, len(text))
@@ -116,7 +120,7 @@ class Engine:
 
     def _scan_views(
         self,
-        compiled: _Compiled,
+        sets: tuple[_Compiled, ...],
         text: str,
         outer: tuple[int, int] | None,
         path: tuple[str, ...],
@@ -128,14 +132,14 @@ class Engine:
         if alt is not None:
             views.append(alt)
         for v in views:
-            for rule, start, end in compiled.match(v):
+            for rule, start, end in (hit for compiled in sets for hit in compiled.match(v)):
                 span = outer or v.to_original(start, end)
                 decoding = tuple(t for t in (*path, *v.decoding(start, end)) if t != "plain")
                 out.append((rule, span[0], span[1], decoding or ("plain",)))
 
     def _scan_decoded(
         self,
-        compiled: _Compiled,
+        sets: tuple[_Compiled, ...],
         text: str,
         outer: tuple[int, int] | None,
         path: tuple[str, ...],
@@ -148,8 +152,8 @@ class Engine:
         for found in find_encoded(text, self.limits, budget):
             span = outer or (found.start, found.end)
             inner = (*path, found.kind)
-            self._scan_views(compiled, found.text, span, inner, out)
-            self._scan_decoded(compiled, found.text, span, inner, depth + 1, budget, out)
+            self._scan_views(sets, found.text, span, inner, out)
+            self._scan_decoded(sets, found.text, span, inner, depth + 1, budget, out)
 
     def _score(
         self, hits: list[tuple[Rule, int, int, tuple[str, ...]]], trust: Trust, length: int

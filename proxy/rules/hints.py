@@ -13,9 +13,10 @@ import re2
 # name -> a fixed-width pattern that any text needing that transform must contain.
 _HINTS = (
     ("base64", r"[A-Za-z0-9+/_\-]{16}"),
-    ("hex", r"\\x[0-9a-fA-F]{2}|[0-9a-fA-F]{20}"),
+    ("hex", r"\\x[0-9a-fA-F]{2}|[0-9a-fA-F]{20}|(?:[0-9a-fA-F]{2}[ :]){4}[0-9a-fA-F]{2}"),
     ("binary", r"[01]{8}\s?[01]{8}"),
     ("url", r"%[0-9a-fA-F]{2}"),
+    ("morse", r"[.\-]{1,6} [.\-]{1,6} [.\-]{1,6} [.\-]{1,6}"),
     ("leet", r"[a-zA-Z][013457]{1,3}[a-zA-Z]"),
     ("spacing", r"\b[a-zA-Z][ ._*\-][a-zA-Z][ ._*\-][a-zA-Z][ ._*\-][a-zA-Z]\b"),
 )

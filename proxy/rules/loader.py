@@ -188,6 +188,7 @@ def _rules(path: Path, data: dict[str, Any], node: yaml.Node) -> list[Rule]:
                 patterns=tuple(entry.get("patterns", ())),
                 score=Score(score["threshold"], tuple(score["signals"].items())) if score else None,
                 emit=entry.get("emit", True),
+                scope=entry.get("scope", "any"),
                 mode=entry.get("mode", "enforce"),
                 references=tuple(entry["references"]),
                 match=_examples(examples["match"]),

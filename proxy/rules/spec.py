@@ -39,6 +39,7 @@ class Rule:
     patterns: tuple[str, ...] = ()
     score: Score | None = None
     emit: bool = True  # False: a signal that only feeds composite scores
+    scope: str = "any"  # "decoded": matched only against decoded payloads
     mode: str = "enforce"
     references: tuple[str, ...] = ()
     match: tuple[Example, ...] = ()
