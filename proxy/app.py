@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy import __version__
+from proxy.admission import Admission
 from proxy.body import read_json
 from proxy.errors import GuardProxyError, InvalidRequest, NotFound, anthropic_error_body
 from proxy.evidence.recorder import evidence_recorder
@@ -35,7 +36,6 @@ from proxy.providers.anthropic_messages import ANTHROPIC
 from proxy.providers.base import Provider
 from proxy.providers.openai_chat import OPENAI
 from proxy.relay import ChatRelay, Observer
-from proxy.admission import Admission
 from proxy.settings import Settings
 from proxy.stream_guard import StreamLimits
 from proxy.telemetry import Telemetry, TelemetryMiddleware

@@ -141,7 +141,9 @@ class ChatRelay:
         async def cleanup() -> None:
             # Runs after the response even when the client left before the body started: the
             # body generator then never runs, and its slot and connection would leak.
-            await events.aclose()
+            closer = getattr(events, "aclose", None)  # a body cut off mid-way: clean up now
+            if closer is not None:
+                await closer()
             if not call.ended:
                 call.upstream_done(error="client_disconnected")
                 await response.aclose()
