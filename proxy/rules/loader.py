@@ -18,6 +18,7 @@ import yaml
 
 from proxy.errors import ConfigError
 from proxy.model import Severity, Trust
+from proxy.rules.normalise import fold_pattern
 from proxy.rules.schema import validator
 from proxy.rules.spec import (
     RULE_FILE_KIND,
@@ -174,7 +175,8 @@ def _examples(items: list[Any]) -> tuple[Example, ...]:
 def _rules(path: Path, data: dict[str, Any], node: yaml.Node) -> list[Rule]:
     rules = []
     for i, entry in enumerate(data["rules"]):
-        for j, pattern in enumerate(entry.get("patterns", ())):
+        patterns = tuple(fold_pattern(p) for p in entry.get("patterns", ()))
+        for j, pattern in enumerate(patterns):
             _compile_or_fail(pattern, _where(path, data, node, ["rules", i, "patterns", j]))
         score = entry.get("score")
         examples = entry["examples"]
@@ -185,7 +187,7 @@ def _rules(path: Path, data: dict[str, Any], node: yaml.Node) -> list[Rule]:
                 category=entry["category"],
                 severity=Severity(entry["severity"]),
                 applies_to=frozenset(Trust(t) for t in entry["applies_to"]),
-                patterns=tuple(entry.get("patterns", ())),
+                patterns=patterns,
                 score=Score(score["threshold"], tuple(score["signals"].items())) if score else None,
                 emit=entry.get("emit", True),
                 scope=entry.get("scope", "any"),
@@ -201,8 +203,13 @@ def _rules(path: Path, data: dict[str, Any], node: yaml.Node) -> list[Rule]:
 
 
 def _compile_or_fail(pattern: str, where: str) -> None:
+    """Compile as the engine will (case-insensitive, in a set) so no rule fails later."""
+    options = re2.Options()
+    options.case_sensitive = False
     try:
-        re2.compile(pattern)
+        re2.compile(pattern, options)
+        probe = re2.Set.SearchSet(options)
+        probe.Add(pattern)
     except re2.error as exc:
         raise ConfigError(f"{where}: pattern does not compile under RE2: {exc}") from exc
     if re2.search(pattern, "") is not None:

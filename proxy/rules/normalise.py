@@ -87,6 +87,8 @@ def _fold(ch: str) -> tuple[str, str | None]:
         return (chr(cp - 0xE0000).lower() if 0x20 <= cp - 0xE0000 < 0x7F else ""), "unicode_tags"
     if ch in _INVISIBLE or 0xFE00 <= cp <= 0xFE0F or 0xE0100 <= cp <= 0xE01EF:
         return "", "invisible"
+    if 0x064B <= cp <= 0x065F or cp == 0x0670:
+        return "", "diacritics"  # Arabic harakat: optional vowel marks, routinely omitted
     out, why = unicodedata.normalize("NFKC", ch), None
     if out != ch:
         why = "nfkc"
@@ -109,6 +111,25 @@ def _mixed_script(text: str, start: int, end: int) -> bool:
     before = start > 0 and text[start - 1].isascii() and text[start - 1].isalpha()
     after = end < len(text) and text[end].isascii() and text[end].isalpha()
     return before or after
+
+
+def fold_pattern(pattern: str) -> str:
+    """A rule pattern in the form the text is matched in: NFKC, Latin accents stripped.
+
+    Only letters and marks are folded: a fullwidth "？" must not turn into the operator "?".
+    Case is kept (it is regex syntax: \\W is not \\w); matching is case-insensitive anyway.
+    """
+    if pattern.isascii():
+        return pattern
+    out = []
+    for ch in pattern:
+        if ch.isascii() or unicodedata.category(ch)[0] not in "LM":
+            out.append(ch)
+            continue
+        folded = unicodedata.normalize("NFKC", ch)
+        bare = "".join(c for c in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(c))
+        out.append(bare if bare and bare.isascii() and bare.isalpha() else folded)
+    return "".join(out)
 
 
 def normalise(text: str) -> View:
