@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,9 +26,11 @@ from proxy.admission import Admission
 from proxy.body import read_json
 from proxy.errors import GuardProxyError, InvalidRequest, NotFound, anthropic_error_body
 from proxy.evidence.recorder import evidence_recorder
+from proxy.evidence.redact import BundleRedactor
 from proxy.guards.base import ExchangeObserver, Guard, Lifecycle, Readiness
 from proxy.guards.registry import build_pipeline
 from proxy.model import Exchange, Timings
+from proxy.pii.analyzer import shared_analyzer
 from proxy.policy.auth import api_key_from
 from proxy.policy.spec import hash_key
 from proxy.policy.store import PolicyStore
@@ -77,7 +79,8 @@ def create_app(
     observers: Sequence[Observer] = (),
     telemetry: Telemetry | None = None,
 ) -> FastAPI:
-    telemetry = telemetry or Telemetry.from_env()  # tests inject in-memory exporters
+    # Tests inject in-memory exporters; opt-in span content is redacted like evidence.
+    telemetry = telemetry or Telemetry.from_env(redaction=lambda: _content_redactor(settings))
     pipeline = build_pipeline(settings, extra_guards)
     pipeline.stage_hook = telemetry.stage
     admission = Admission(
@@ -134,6 +137,13 @@ def create_app(
     return app
 
 
+def _content_redactor(settings: Settings) -> Callable[[str], str]:
+    """Span content (opt-in) gets the evidence redaction: credentials always, PII when on."""
+    ev = settings.evidence
+    analyzer = shared_analyzer(tuple(ev.pii_entities), ev.pii_threshold) if ev.redact_pii else None
+    return BundleRedactor(analyzer).text
+
+
 def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies: PolicyStore) -> None:
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
@@ -152,6 +162,9 @@ def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies:
         api_key = api_key_from(request.headers)
         client_policy = policy.authenticate(api_key)
         conversation = provider.parse(body)
+        if settings.allowed_models and conversation.model not in settings.allowed_models:
+            raise NotFound(f"model {conversation.model!r} is not served through this proxy",
+                           code="model_not_found", param="model")
         exchange = Exchange(
             request_id=request.state.request_id,
             conversation=conversation,

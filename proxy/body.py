@@ -48,13 +48,45 @@ def parse_json(raw: bytes) -> Any:
             f"request body is not valid UTF-8 (invalid byte at offset {exc.start})"
         ) from None
     try:
-        return json.loads(text)
+        value = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
         raise InvalidJSON(
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     except RecursionError:
         raise InvalidJSON("request body JSON is nested too deeply") from None
+    # json accepts "\ud800" escapes; a lone surrogate cannot be re-encoded or forwarded.
+    if "\\ud" in text or "\\uD" in text:
+        _check_surrogates(value)
+    return value
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Two equal keys in one object: a parser disagreement an attacker can use, so refuse it."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise InvalidJSON(f"request body has a duplicate key {dup!r} in one object")
+    return obj
+
+
+def _check_surrogates(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidEncoding(
+                    "request body has a lone UTF-16 surrogate escape (e.g. \\ud800): not valid Unicode"
+                ) from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 async def _read_capped(request: Request, max_bytes: int) -> bytes:

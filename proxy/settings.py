@@ -130,6 +130,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    allowed_models: list[str] = Field(default_factory=list)  # empty: any model the upstream serves
     max_messages: int = Field(default=2048, gt=0)
     max_input_chars: int = Field(default=1_000_000, gt=0)
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)

@@ -132,11 +132,11 @@ def translate(exc: BaseException) -> UpstreamError:
     if isinstance(cause, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
         return UpstreamError("upstream closed the connection before answering", code="upstream_reset")
     if isinstance(cause, aiohttp.ClientPayloadError):
-        return UpstreamError("upstream response was cut off mid-body", code="upstream_truncated")
+        return UpstreamError("upstream response truncated: the connection closed mid-body", code="upstream_truncated")
     if isinstance(cause, TimeoutError | aiohttp.ServerTimeoutError) or isinstance(
         exc, httpx.TimeoutException
     ):
-        return UpstreamTimeout("upstream did not answer in time")
+        return UpstreamTimeout("upstream timed out: no response within the configured read timeout")
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
         return UpstreamError(f"upstream connection failed: {type(exc).__name__}", code="upstream_reset")
     return UpstreamError(f"upstream request failed: {type(exc).__name__}")

@@ -175,3 +175,31 @@ def test_key_never_in_error_bodies(client: openai.OpenAI, sim: SimulatorHandle) 
     with pytest.raises(openai.APIStatusError) as exc:
         client.chat.completions.create(model="sim-gpt", messages=USER)  # type: ignore[arg-type]
     assert UPSTREAM_KEY not in exc.value.response.text
+
+
+def test_lone_surrogate_is_400_not_a_guard_crash(guarded: ProxyHandle) -> None:
+    r = post(guarded, b'{"model": "m", "messages": [{"role": "user", "content": "hi \\ud800 there"}]}')
+    assert "surrogate" in assert_error(r, 400, "invalid_encoding")["message"]
+
+
+def test_duplicate_keys_are_refused(proxy: ProxyHandle, sim: SimulatorHandle) -> None:
+    before = sim.stats()["requests"]
+    body = (b'{"model": "m", "messages": [{"role": "user", "content": "FIRST"}], '
+            b'"messages": [{"role": "user", "content": "SECOND"}]}')
+    assert "duplicate key 'messages'" in assert_error(post(proxy, body), 400, "invalid_json")["message"]
+    assert sim.stats()["requests"] == before
+
+
+def test_out_of_range_parameters_are_refused(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="sim-gpt", messages=USER, max_tokens=-5)  # type: ignore[arg-type]
+    assert exc.value.param == "max_tokens"
+
+
+def test_models_outside_the_allow_list_are_404(start_proxy: Any) -> None:
+    p = start_proxy(allowed_models=["sim-gpt"])
+    client = openai.OpenAI(base_url=p.url, api_key="k", max_retries=0)
+    with pytest.raises(openai.NotFoundError) as exc:
+        client.chat.completions.create(model="other", messages=USER)  # type: ignore[arg-type]
+    assert exc.value.code == "model_not_found"
+    assert client.chat.completions.create(model="sim-gpt", messages=USER).choices  # type: ignore[arg-type]
