@@ -122,13 +122,13 @@ def _live_ruleset(pipeline: Pipeline | None) -> str | None:
 
 
 def protected_texts(exchange: Exchange) -> list[str]:
-    """The text each non-PII finding matched: it stays readable in the bundle."""
+    """The text each non-PII finding matched, and the sentence around it: the payload stays readable."""
     out = []
     segments = {s.index: s for s in (exchange.received_conversation or exchange.conversation).segments}
     for f in exchange.findings:
         seg = segments.get(f.segment_index)
         if f.detector != "pii" and seg is not None:
-            out.append(seg.text[f.span[0] : f.span[1]])
+            out += [seg.text[f.span[0] : f.span[1]], f.excerpt]  # the match and its sentence
     return out
 
 

@@ -2,8 +2,9 @@
 
 One `BundleRedactor` per bundle, so a value gets the same placeholder everywhere in it
 (`[EMAIL_ADDRESS_1]`, `[SECRET_JWT_1]`). What a reviewer needs stays readable: rule matches
-(the injection payload itself) and URL hosts are protected from PII redaction; credentials are
-scrubbed even there, because a leaked key in evidence is a second incident.
+(the injection payload itself, with any address it names) and URL hosts are protected from PII
+redaction; credentials are scrubbed even there, because a leaked key in evidence is a second
+incident.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ SECRET_HEADERS = frozenset({
     "authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie",
     "x-goog-api-key", "x-auth-token",
 })
+_EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
 _URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/?#\"'<>]+", re.IGNORECASE)
 
 
@@ -65,6 +67,11 @@ class BundleRedactor:
         self.vault = Vault(EVIDENCE_STYLE)
         # Rule matches stay readable; tiny ones would protect half the text, so skip them.
         self.protected = sorted({p for p in protected if len(p.strip()) >= 4}, key=len, reverse=True)
+        # A value inside an injection payload (the attacker's drop address) is the attacker's,
+        # not a data subject's: it stays readable wherever it appears in the bundle.
+        self.payload_values = {
+            p[h.start : h.end] for p in self.protected for h in (analyzer.analyze(p) if analyzer else ())
+        } | {m.group(0) for p in self.protected for m in _EMAIL.finditer(p)}
         self.credentials = 0
         self.pii = 0
         self._done: dict[str, str] = {}
@@ -79,8 +86,11 @@ class BundleRedactor:
         self.credentials += found
         if self.analyzer is not None and self.analyzer.candidates(out):
             keep = self._protected_spans(out)
-            hits = [h for h in self.analyzer.analyze(out)
-                    if not any(h.start < e and s < h.end for s, e in keep) and not _is_placeholder(out, h)]
+            hits = [h for h in (_narrow(out, h, keep) for h in self.analyzer.analyze(out))
+                    if h is not None and not _is_placeholder(out, h)]
+            if "EMAIL_ADDRESS" in self.analyzer.entities:
+                hits += _emails_missed(out, hits, keep)
+            hits = [h for h in hits if out[h.start : h.end] not in self.payload_values]
             self.pii += len(hits)
             out = self.vault.replace(out, hits)
         self._done[text] = out
@@ -118,6 +128,31 @@ class BundleRedactor:
             "placeholders": dict(sorted(self.vault.kinds().items())),
             "pii_engine": "presidio (offline, regex recognizers)" if self.analyzer else None,
         }
+
+
+def _narrow(text: str, hit: PiiHit, keep: list[tuple[int, int]]) -> PiiHit | None:
+    """The hit, or None when it touches protected text. An email recognised across a URL
+    (`host/x?u=jane@example.com`; the local part may hold `/?=`) shrinks to the address itself."""
+    def clear(s: int, e: int) -> bool:
+        return not any(s < pe and ps < e for ps, pe in keep)
+
+    if clear(hit.start, hit.end):
+        return hit
+    if hit.entity == "EMAIL_ADDRESS":
+        for m in _EMAIL.finditer(text, hit.start, hit.end):
+            if clear(m.start(), m.end()):
+                return PiiHit(hit.entity, m.start(), m.end(), hit.score)
+    return None
+
+
+def _emails_missed(text: str, hits: list[PiiHit], keep: list[tuple[int, int]]) -> list[PiiHit]:
+    """Addresses Presidio's recognizer does not see, e.g. inside a URL's query string."""
+    taken = [(h.start, h.end) for h in hits] + keep
+    return [
+        PiiHit("EMAIL_ADDRESS", m.start(), m.end(), 1.0)
+        for m in _EMAIL.finditer(text)
+        if not any(m.start() < e and s < m.end() for s, e in taken)
+    ]
 
 
 def _is_placeholder(text: str, hit: PiiHit) -> bool:
