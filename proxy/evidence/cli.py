@@ -247,7 +247,12 @@ def _verify_export(path: Path) -> int:
         with zipfile.ZipFile(path) as z:
             manifest = json.loads(z.read("manifest.json"))
             bad = 0
+            names = set(z.namelist())
             for entry in manifest["bundles"]:
+                if entry["file"] not in names:
+                    err.print(f"[red]BROKEN[/red] {entry['id']}: listed in the manifest, missing from the export")
+                    bad += 1
+                    continue
                 data = z.read(entry["file"])
                 b = json.loads(data)
                 if not (sha256(data) == entry["file_sha256"] and content_hash(b) == b.get("hash") == entry["hash"]):
