@@ -17,8 +17,8 @@ import re2
 
 from proxy.model import Trust
 from proxy.rules.decode import Limits, find_encoded
-from proxy.rules.hints import hints
-from proxy.rules.normalise import View, deobfuscate, normalise
+from proxy.rules.hints import HINT_PATTERNS, hints
+from proxy.rules.normalise import deobfuscate, normalise
 from proxy.rules.sentences import Sentences
 from proxy.rules.spec import Rule, RuleSet
 
@@ -45,9 +45,13 @@ def _options() -> Any:
 
 
 class _Compiled:
-    """The patterns of the rules applying to one trust level, as one RE2 set."""
+    """The patterns of the rules applying to one trust level, as one RE2 set.
 
-    def __init__(self, rules: list[Rule]) -> None:
+    With `with_hints` the set also carries the transform pre-conditions of `hints`, so one pass
+    over a segment answers both "which rules match" and "could it hold encoded runs or leet".
+    """
+
+    def __init__(self, rules: list[Rule], with_hints: bool = False) -> None:
         options = _options()
         self.owners: list[Rule] = []
         self.patterns: list[Any] = []
@@ -57,20 +61,27 @@ class _Compiled:
                 self.set.Add(pattern)
                 self.owners.append(rule)
                 self.patterns.append(re2.compile(pattern, options))
+        self.hint_names = [name for name, _ in HINT_PATTERNS] if with_hints else []
+        for _, pattern in HINT_PATTERNS if with_hints else ():
+            self.set.Add(pattern)
         self.set.Compile()
 
-    def match(self, view: View) -> list[tuple[Rule, int, int]]:
-        """(rule, start, end) in the view's text for every matching pattern."""
-        if not self.owners:
-            return []
+    def match(self, text: str) -> tuple[list[tuple[Rule, int, int]], frozenset[str]]:
+        """(rule, start, end) for every matching pattern, and the hints the text meets."""
+        if not self.owners and not self.hint_names:
+            return [], frozenset()
         out: list[tuple[Rule, int, int]] = []
-        for index in self.set.Match(view.text) or ():
+        found: set[str] = set()
+        for index in self.set.Match(text) or ():
+            if index >= len(self.owners):
+                found.add(self.hint_names[index - len(self.owners)])
+                continue
             rule = self.owners[index]
-            for n, m in enumerate(self.patterns[index].finditer(view.text)):
+            for n, m in enumerate(self.patterns[index].finditer(text)):
                 if n >= MAX_SPANS_PER_RULE:
                     break
                 out.append((rule, m.start(), m.end()))
-        return out
+        return out, frozenset(found)
 
 
 class Engine:
@@ -79,7 +90,7 @@ class Engine:
     def __init__(self, ruleset: RuleSet, limits: Limits | None = None) -> None:
         self.ruleset = ruleset
         self.limits = limits or Limits()
-        self._by_trust = {trust: self._compile(trust, "any") for trust in Trust}
+        self._by_trust = {trust: self._compile(trust, "any", with_hints=True) for trust in Trust}
         # Rules scoped to decoded payloads never run over plain text: most texts hold none.
         self._decoded_only = {trust: self._compile(trust, "decoded") for trust in Trust}
         self._composites = {
@@ -87,9 +98,9 @@ class Engine:
             for trust in Trust
         }
 
-    def _compile(self, trust: Trust, scope: str) -> _Compiled:
-        rules = self.ruleset.rules
-        return _Compiled([r for r in rules if trust in r.applies_to and r.patterns and r.scope == scope])
+    def _compile(self, trust: Trust, scope: str, with_hints: bool = False) -> _Compiled:
+        rules = [r for r in self.ruleset.rules if trust in r.applies_to and r.patterns and r.scope == scope]
+        return _Compiled(rules, with_hints)
 
     def applies(self, trust: Trust) -> bool:
         return bool(self._by_trust[trust].owners or self._decoded_only[trust].owners)
@@ -103,9 +114,9 @@ class Engine:
         if not self.applies(trust) or not text:
             return []
         raw: list[tuple[Rule, int, int, tuple[str, ...]]] = []
-        self._scan_views((compiled,), text, None, (), raw)
+        kinds = self._scan_views((compiled,), text, None, (), raw)
         both = (compiled, self._decoded_only[trust])
-        self._scan_decoded(both, text, None, (), 1, [self.limits.max_total_bytes], raw)
+        self._scan_decoded(both, text, kinds, None, (), 1, [self.limits.max_total_bytes], raw)
         sentences = Sentences(text)
         hits = _dedupe(raw)
         hits += self._score(hits, trust, len(text))
@@ -125,22 +136,30 @@ class Engine:
         outer: tuple[int, int] | None,
         path: tuple[str, ...],
         out: list[tuple[Rule, int, int, tuple[str, ...]]],
-    ) -> None:
+    ) -> frozenset[str]:
+        """Match every view of `text`; return the hints of `text` itself (for the decoder)."""
         view = normalise(text)
+        found: frozenset[str] = frozenset()
         views = [view]
-        alt = deobfuscate(view, hints(view.text))
-        if alt is not None:
-            views.append(alt)
-        for v in views:
-            for rule, start, end in (hit for compiled in sets for hit in compiled.match(v)):
-                span = outer or v.to_original(start, end)
-                decoding = tuple(t for t in (*path, *v.decoding(start, end)) if t != "plain")
-                out.append((rule, span[0], span[1], decoding or ("plain",)))
+        for n, v in enumerate(views):
+            for i, compiled in enumerate(sets):
+                hits, seen = compiled.match(v.text)
+                if n == 0 and i == 0:
+                    found = seen
+                    alt = deobfuscate(v, found)
+                    views += [alt] if alt is not None else []
+                for rule, start, end in hits:
+                    span = outer or v.to_original(start, end)
+                    decoding = tuple(t for t in (*path, *v.decoding(start, end)) if t != "plain")
+                    out.append((rule, span[0], span[1], decoding or ("plain",)))
+        # ASCII text only changed case in the view; otherwise the decoder needs its own look.
+        return found if text.isascii() else hints(text)
 
     def _scan_decoded(
         self,
         sets: tuple[_Compiled, ...],
         text: str,
+        kinds: frozenset[str],
         outer: tuple[int, int] | None,
         path: tuple[str, ...],
         depth: int,
@@ -149,11 +168,11 @@ class Engine:
     ) -> None:
         if depth > self.limits.max_depth:
             return
-        for found in find_encoded(text, self.limits, budget):
+        for found in find_encoded(text, self.limits, budget, kinds):
             span = outer or (found.start, found.end)
             inner = (*path, found.kind)
-            self._scan_views(sets, found.text, span, inner, out)
-            self._scan_decoded(sets, found.text, span, inner, depth + 1, budget, out)
+            inner_kinds = self._scan_views(sets, found.text, span, inner, out)
+            self._scan_decoded(sets, found.text, inner_kinds, span, inner, depth + 1, budget, out)
 
     def _score(
         self, hits: list[tuple[Rule, int, int, tuple[str, ...]]], trust: Trust, length: int

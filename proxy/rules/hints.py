@@ -11,7 +11,7 @@ from typing import Any
 import re2
 
 # name -> a fixed-width pattern that any text needing that transform must contain.
-_HINTS = (
+HINT_PATTERNS = (
     ("base64", r"[A-Za-z0-9+/_\-]{16}"),
     ("hex", r"\\x[0-9a-fA-F]{2}|[0-9a-fA-F]{20}|(?:[0-9a-fA-F]{2}[ :]){4}[0-9a-fA-F]{2}"),
     ("binary", r"[01]{8}\s?[01]{8}"),
@@ -24,16 +24,16 @@ _HINTS = (
 
 def _compile() -> Any:
     hint_set = re2.Set.SearchSet(re2.Options())
-    for _, pattern in _HINTS:
+    for _, pattern in HINT_PATTERNS:
         hint_set.Add(pattern)
     hint_set.Compile()
     return hint_set
 
 
 _SET = _compile()
-ALL = frozenset(name for name, _ in _HINTS)
+ALL = frozenset(name for name, _ in HINT_PATTERNS)
 
 
 def hints(text: str) -> frozenset[str]:
     """The subset of ALL whose precondition `text` meets."""
-    return frozenset(_HINTS[i][0] for i in _SET.Match(text) or ())
+    return frozenset(HINT_PATTERNS[i][0] for i in _SET.Match(text) or ())
