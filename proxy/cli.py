@@ -50,6 +50,8 @@ def serve(
 
     settings = _settings(config, host=host, port=port, upstream_url=upstream)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO: a log line per call on the hot path, and URLs in logs.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         serving.run(settings)
     except ConfigError as exc:
