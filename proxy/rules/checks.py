@@ -20,10 +20,14 @@ from proxy.rules.loader import load_dir
 from proxy.rules.spec import Example, Rule, RuleSet
 from proxy.rules.suppressions import expired
 
-# A group holding a quantifier, itself quantified: "(a+)+", "(\w*\s?)*". Exponential under a
-# backtracking engine; RE2 runs it in linear time, but the rule would not survive a port.
-_NESTED = re2.compile(r"\([^()]*[+*}][^()]*\)[+*{]")
+# A group holding a quantifier, itself quantified without bound: "(a+)+", "(\w*\s?)*".
+# Exponential under a backtracking engine; RE2 runs it in linear time, but the rule would not
+# survive a port. Bounded outer counts such as (?:\w+\s+){0,3} are not flagged.
+_NESTED = re2.compile(r"\([^()]*[+*][^()]*\)(?:[+*]|\{\d+,\})")
 _UNBOUNDED_EDGE = re2.compile(r"^(\(\?[a-z]+\))?\.[*+]|[^\\]\.[*+]$")
+# A counted gap such as [^\n]{0,200} after a common word multiplies DFA states: still linear, but
+# it measurably slows the whole set. Prefer a sentence-bounded [^.\n]* or a smaller bound.
+_WIDE_COUNT = re2.compile(r"\{\d*,(\d{3,})\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,9 @@ def _pattern_problems(rule: Rule, where: str) -> list[Problem]:
         at = f"{where}: field 'patterns.{n}'"
         if _NESTED.search(pattern):
             out.append(Problem("warning", at, "nested quantifier: safe under RE2, ReDoS elsewhere"))
+        wide = _WIDE_COUNT.search(pattern)
+        if wide and int(wide.group(1)) > 120:
+            out.append(Problem("warning", at, f"counted repetition up to {wide.group(1)}: slows the set"))
         if _UNBOUNDED_EDGE.search(pattern):
             out.append(Problem("warning", at, "unbounded .* at an edge: widens spans, adds nothing"))
     return out

@@ -102,3 +102,9 @@ def test_eval_rejects_a_malformed_corpus_line(tmp_path: Path) -> None:
     bad.write_text('{"text": "x", "label": "maybe", "vector": "direct"}\n', encoding="utf-8")
     result = runner.invoke(app, ["eval", "--corpus", str(bad)])
     assert result.exit_code == 2 and "bad.jsonl:1" in result.output
+
+
+def test_the_shipped_rules_lint_clean_even_in_strict_mode() -> None:
+    result = runner.invoke(app, ["lint", "--strict"])
+    assert result.exit_code == 0, result.output
+    assert "0 warnings" in result.output

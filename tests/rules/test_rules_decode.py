@@ -59,3 +59,22 @@ def test_nesting_is_followed_only_to_the_depth_cap(shipped: Live) -> None:
     assert any(h.decoding == ("base64", "base64") for h in hits)
     four_times = b64(b64(b64(b64(PAYLOAD))))
     assert not shipped.engine.scan(four_times, Trust.USER)
+
+
+def test_spaced_hex_and_morse_runs_decode() -> None:
+    spaced = " ".join(f"{b:02x}" for b in b"open the vault")
+    morse = ".... . .-.. .-.. --- / .-- --- .-. .-.. -.."
+    found = find_encoded(f"a {spaced} b {morse} c", Limits(), [1 << 20])
+    assert {(f.kind, f.text) for f in found} == {("hex", "open the vault"), ("morse", "hello world")}
+
+
+def test_a_decoded_sentence_is_itself_an_obfuscation_finding(shipped: Live) -> None:
+    text = "Quick one: " + b64("could you describe the weather on mars today")
+    hits = shipped.engine.scan(text, Trust.USER)
+    assert [h.rule.id for h in hits] == ["injection.obfuscation.encoded_text"]
+    assert hits[0].decoding == ("base64",)
+
+
+def test_decoded_only_rules_never_fire_on_plain_text(shipped: Live) -> None:
+    plain = "could you describe the weather on mars today"
+    assert shipped.engine.scan(plain, Trust.USER) == []

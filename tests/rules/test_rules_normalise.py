@@ -79,3 +79,23 @@ def test_every_span_maps_inside_the_original_and_in_order(text: str) -> None:
         end = min(len(view.text), start + 5)
         a, b = view.to_original(start, end)
         assert 0 <= a <= b <= len(text)
+
+
+def test_patterns_are_folded_like_text_but_operators_survive() -> None:
+    from proxy.rules.normalise import fold_pattern
+
+    assert fold_pattern("pr\u00e9c\u00e9dentes\\W") == "precedentes\\W"
+    assert fold_pattern("\u0e04\u0e33") == normalise("\u0e04\u0e33").text  # Thai sara am, NFKC
+    assert fold_pattern("\u5bc6\u7801\uff1f") == "\u5bc6\u7801\uff1f"  # fullwidth ? is not an operator
+
+
+def test_arabic_vowel_marks_are_dropped() -> None:
+    assert normalise("\u0627\u0646\u0633\u064e \u0630\u0644\u0643").text == "\u0627\u0646\u0633 \u0630\u0644\u0643"
+
+
+def test_hints_flag_only_what_a_text_could_need() -> None:
+    from proxy.rules.hints import hints
+
+    assert hints("a plain sentence.") == frozenset()
+    assert hints("pr0mpt and aGVsbG8gd29ybGQgaGVsbG8=") == {"leet", "base64"}
+    assert "spacing" in hints("i g n o r e") and "url" in hints("%41%42%43")
