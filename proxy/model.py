@@ -149,7 +149,11 @@ class Conversation:
     def with_segments(self, segments: list[Segment]) -> Conversation:
         """A copy with a new segment list, re-indexed. A segment without a location is added
         text: adapters insert it as a new message after the message of the segment before it."""
-        segs = tuple(dataclasses.replace(s, index=i) for i, s in enumerate(segments))
+        # Built directly: dataclasses.replace costs several times more, and this runs per request.
+        segs = tuple(
+            s if s.index == i else Segment(i, s.role, s.text, s.trust, s.provenance, s.location)
+            for i, s in enumerate(segments)
+        )
         return dataclasses.replace(self, segments=segs)
 
     def with_tools(self, tools: tuple[ToolSpec, ...]) -> Conversation:
