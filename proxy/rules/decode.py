@@ -50,12 +50,11 @@ def _spaced_hex(run: str) -> bytes:
     return bytes(int(pair, 16) for pair in run.replace(":", " ").split())
 
 
-_MORSE = dict(zip(
+_MORSE_CODES = (
     ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- .-- "
-    "-..- -.-- --.. ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----. .-.-.- --..-- ..--..".split(),
-    "abcdefghijklmnopqrstuvwxyz0123456789.,?",
-    strict=True,
-))
+    "-..- -.-- --.. ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----. .-.-.- --..-- ..--.."
+)
+_MORSE = dict(zip(_MORSE_CODES.split(" "), "abcdefghijklmnopqrstuvwxyz0123456789.,?", strict=True))
 
 
 def _morse(run: str) -> bytes:

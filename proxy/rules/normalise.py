@@ -116,7 +116,7 @@ def _mixed_script(text: str, start: int, end: int) -> bool:
 def fold_pattern(pattern: str) -> str:
     """A rule pattern in the form the text is matched in: NFKC, Latin accents stripped.
 
-    Only letters and marks are folded: a fullwidth "？" must not turn into the operator "?".
+    Only letters and marks are folded: a fullwidth question mark must not become the operator "?".
     Case is kept (it is regex syntax: \\W is not \\w); matching is case-insensitive anyway.
     """
     if pattern.isascii():
