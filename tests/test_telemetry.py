@@ -208,3 +208,13 @@ async def test_pipeline_run_makes_scan_and_stage_spans_without_user_text() -> No
     assert event.name == n.EVENT_FINDING
     assert "x" not in (event.attributes or {}).values()  # the excerpt stays in the evidence
     assert exchange.trace_id == f"{scan.context.trace_id:032x}"
+
+
+def test_the_app_redacts_opt_in_content_like_evidence() -> None:
+    from proxy.app import _content_redactor
+    from proxy.settings import load_settings
+
+    redact = _content_redactor(load_settings(None))
+    out = redact("mail jane@example.com, key sk-abcdefghijklmnopqrstuvwx")
+    assert "jane@example.com" not in out and "sk-abcdefghij" not in out
+    assert "[EMAIL_ADDRESS_1]" in out

@@ -8,7 +8,7 @@ one hook per point in a request's life: guard scans and stages, the queue wait, 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
@@ -40,7 +40,7 @@ class Telemetry:
         meter_provider: MeterProvider | None,
         bridge: PrometheusBridge | None,
         capture: Capture = Capture.NO_CONTENT,
-        redactor: Redactor = scrub,
+        redaction: Callable[[], Redactor] = lambda: scrub,
         owns_providers: bool = True,
     ) -> None:
         self.tracer_provider = tracer_provider
@@ -54,15 +54,21 @@ class Telemetry:
         )
         self.bridge = bridge
         self.capture = capture
-        self.redactor = redactor
+        self.redaction = redaction  # a fresh redactor per call: placeholders agree within a span
         self.owns_providers = owns_providers
         self.admissions: list[Admission] = []
         self.instruments = Instruments(meter, self._depths, self._actives)
 
     # --- construction --------------------------------------------------------------------------
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Telemetry:
-        """Exporters from the standard variables; with none set, only `/metrics` is fed."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *,
+        redaction: Callable[[], Redactor] = lambda: scrub,
+    ) -> Telemetry:
+        """Exporters from the standard variables; with none set, only `/metrics` is fed.
+
+        `redaction` makes the redactor for opt-in content (the app passes the evidence one).
+        """
         env = os.environ if env is None else env
         plan = config.plan_from_env(env)
         res = config.resource(plan, __version__)
@@ -72,6 +78,7 @@ class Telemetry:
             meter_provider=config.meter_provider(plan, res, [bridge] if bridge else []),
             bridge=bridge,
             capture=capture_from_env(env),
+            redaction=redaction,
         )
 
     @classmethod
@@ -81,7 +88,7 @@ class Telemetry:
         metric_reader: MetricReader | None = None,
         *,
         capture: Capture = Capture.NO_CONTENT,
-        redactor: Redactor = scrub,
+        redaction: Callable[[], Redactor] = lambda: scrub,
     ) -> Telemetry:
         """Synchronous export to the given in-memory exporter/reader (None: that signal is off)."""
         tp = None
@@ -91,7 +98,7 @@ class Telemetry:
         bridge = PrometheusBridge()
         readers: list[MetricReader] = [bridge] + ([metric_reader] if metric_reader else [])
         return cls(tracer_provider=tp, meter_provider=MeterProvider(metric_readers=readers),
-                   bridge=bridge, capture=capture, redactor=redactor, owns_providers=False)
+                   bridge=bridge, capture=capture, redaction=redaction, owns_providers=False)
 
     @classmethod
     def disabled(cls) -> Telemetry:

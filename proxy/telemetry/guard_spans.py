@@ -37,9 +37,9 @@ def scan(
         ) as span:
             bind_trace(exchange)
             yield
-            findings = exchange.findings[marks[0]:]
-            _summarise(span, findings)
-            span.set_attribute(n.GUARD_ACTION, strongest(exchange.decisions[marks[1]:]).value)
+            if span.is_recording():
+                _summarise(span, exchange.findings[marks[0]:])
+                span.set_attribute(n.GUARD_ACTION, strongest(exchange.decisions[marks[1]:]).value)
     finally:
         record(inst, exchange, phase, marks)
 
@@ -52,6 +52,8 @@ def stage(tracer: Tracer, exchange: Exchange, name: str, phase: Phase) -> Iterat
         n.SPAN_STAGE.format(stage=name), kind=SpanKind.INTERNAL, attributes=attributes,
     ) as span:
         yield
+        if not span.is_recording():  # sampled out: skip the attribute work
+            return
         if exchange.stages and exchange.stages[-1].name == name:
             rec = exchange.stages[-1]
             span.set_attribute(n.GUARD_STATUS, rec.status.value)

@@ -113,6 +113,9 @@ class TelemetryMiddleware:
             inst.server_duration.record(_total_ms(exchange.timings) / 1000, gen_attrs)
         if span is None:
             return
+        if not span.is_recording():
+            span.end()
+            return
         span.set_attributes(attrs)
         if route:
             span.update_name(f"{scope['method']} {route}")

@@ -121,7 +121,10 @@ class UpstreamCall:
                 if count is not None:
                     inst.client_tokens.record(count, attrs | {n.GEN_AI_TOKEN_TYPE: kind})
         if self.span is not None:
-            self._finish_span(self.span, exchange, error, ttfc)
+            if self.span.is_recording():
+                self._finish_span(self.span, exchange, error, ttfc)
+            else:
+                self.span.end(end_time=self._end_ns)
 
     def _finish_span(
         self, span: Span, exchange: Exchange, error: str | None, ttfc: float | None
@@ -143,9 +146,10 @@ class UpstreamCall:
         span.end(end_time=self._end_ns)
 
     def _content(self, span: Span, exchange: Exchange) -> None:
-        capture, redact = self._tel.capture, self._tel.redactor
+        capture = self._tel.capture
         if not (capture.on_span or capture.on_event):
             return
+        redact = self._tel.redaction()
         values = {n.GEN_AI_INPUT_MESSAGES: content.input_messages(exchange.conversation, redact)}
         if exchange.output is not None:
             values[n.GEN_AI_OUTPUT_MESSAGES] = content.output_messages(exchange.output, redact)
