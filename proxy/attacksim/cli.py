@@ -38,7 +38,8 @@ def simulate(*, detect: bool, taint_mode: str, suites: list[str] | None, limit: 
         policy.write_text(policy_yaml(loaded, taint_mode))
         sim = start_simulator()
         settings = load_settings(None, upstream_url=sim.url, port=0, log_level="error",
-                                 policy_file=str(policy), stages=stages(detect))
+                                 policy_file=str(policy), stages=stages(detect),
+                                 evidence_dir=str(Path(tmp) / "evidence"))  # a run's bundles are not kept
         proxy = serving.start_in_thread(settings)
         try:
             client = openai.OpenAI(base_url=proxy.url, api_key="attack-sim", max_retries=0)
