@@ -89,9 +89,14 @@ class TextGate:
         return self._release(self.total - self.window)
 
     def flush(self) -> str:
-        """A boundary: release everything still held (redactions applied)."""
+        """A boundary: inspectors settle partial matches, then everything held leaves (redacted)."""
         if self.stopped is not None:
             return ""
+        for entry in self.inspectors:
+            if entry.active and isinstance(entry.inspector, RedactingInspector):
+                self._feed_one(entry, None)
+                if self.stopped is not None:
+                    return ""
         return self._release(self.total)
 
     def close(self) -> list[Inspecting]:
@@ -101,9 +106,14 @@ class TextGate:
                 entry.verdict = self._close_one(entry)
         return self.inspectors
 
-    def _feed_one(self, entry: Inspecting, delta: str) -> StreamAction:
+    def _feed_one(self, entry: Inspecting, delta: str | None) -> StreamAction:
+        """Feed a delta (None: a boundary) and take its redactions, applying the failure mode."""
         try:
-            action = entry.inspector.feed(delta)
+            inspector = entry.inspector
+            if delta is None:
+                action = inspector.end_of_text() if isinstance(inspector, RedactingInspector) else StreamAction.RELEASE
+            else:
+                action = inspector.feed(delta)
             if isinstance(entry.inspector, RedactingInspector):
                 for start, end, replacement in entry.inspector.take_redactions():
                     self._add_redaction(start, end, replacement)

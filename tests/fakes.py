@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 
 from proxy.model import (
@@ -21,9 +22,10 @@ from proxy.model import (
 @dataclass
 class FakeGuard:
     name: str = "fake"
-    behaviour: str = "allow"  # allow | transform | block | raise | sleep | find
+    behaviour: str = "allow"  # allow | transform | block | raise | sleep | find | withhold_calls
     sleep_s: float = 0.0
     replacement: str = "[rewritten]"
+    keep_calls: int = 0
     phases: frozenset[Phase] = frozenset({Phase.INPUT})
     calls: list[Phase] = field(default_factory=list)
 
@@ -45,6 +47,16 @@ class FakeGuard:
             conv = exchange.conversation
             last = conv.segments[-1].index
             return Verdict(VerdictKind.TRANSFORM, conversation=conv.with_text(last, self.replacement))
+        if self.behaviour == "withhold_calls" and phase is Phase.OUTPUT and exchange.output is not None:
+            # Output phase: drop every tool call but the first `keep_calls`, and say so in the text.
+            out = exchange.output
+            kept = out.tool_calls[: self.keep_calls]
+            notice = f" [{self.name}: {len(out.tool_calls) - len(kept)} call(s) withheld]"
+            return Verdict(
+                VerdictKind.TRANSFORM,
+                decision=Decision(stage=self.name, action=Action.TAG, reasons=("fake withhold",)),
+                output=dataclasses.replace(out, text=out.text + notice, tool_calls=kept),
+            )
         if self.behaviour == "find":
             return Verdict(
                 findings=(self.finding(),),

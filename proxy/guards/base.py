@@ -32,13 +32,17 @@ Redaction = tuple[int, int, str]
 
 @runtime_checkable
 class RedactingInspector(StreamInspector, Protocol):
-    """Optional: an inspector that redacts spans in flight instead of ending the stream.
+    """Optional: an inspector that redacts spans in flight and settles partial matches at boundaries.
 
     After each `feed` the stream guard takes the new redactions and applies them to text it still
     holds; a span whose start has already left is redacted from the first character still held.
+    `end_of_text` is called at a boundary (end of a text block or of the turn), before the held
+    text is released: the text so far is complete, so partial matches must be decided now.
     """
 
     def take_redactions(self) -> list[Redaction]: ...
+
+    def end_of_text(self) -> StreamAction: ...
 
 
 @runtime_checkable

@@ -43,6 +43,7 @@ FACTORIES: dict[str, GuardFactory] = {
     "pii": _lazy("proxy.guards.pii"),
     "tool_scope": _lazy("proxy.guards.tool_scope"),
     "segregation": _lazy("proxy.guards.segregation"),
+    "output_leak": _lazy("proxy.guards.output_leak"),
     "quarantine": _lazy("proxy.guards.quarantine"),
 }
 

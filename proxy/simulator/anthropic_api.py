@@ -183,9 +183,10 @@ def _turns(message: dict[str, Any], names: dict[str, str]) -> list[Turn]:
     if role == "assistant":
         calls = []
         for b in blocks:
-            if b.get("type") == "tool_use" and isinstance(b.get("name"), str):
-                names[str(b.get("id"))] = b["name"]
-                calls.append(Call(b["name"], b.get("input")))
+            name = b.get("name")
+            if b.get("type") == "tool_use" and isinstance(name, str):
+                names[str(b.get("id"))] = name
+                calls.append(Call(name, b.get("input")))
         return [Turn(role="assistant", text=_text_of(blocks), calls=tuple(calls))]
     turns = [
         Turn(role="tool", text=_text_of(b.get("content")), tool=names.get(str(b.get("tool_use_id"))))

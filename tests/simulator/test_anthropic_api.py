@@ -89,8 +89,8 @@ def test_transcript_names_tool_results_and_honours_tool_choice_none() -> None:
 def test_errors_in_anthropic_shape(sim: SimulatorHandle, claude: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.BadRequestError) as bad:
         claude.messages.create(model="sim-claude", max_tokens=5, messages=[{"role": "robot", "content": "x"}])  # type: ignore[misc,list-item]
-    assert bad.value.body == {"type": "error", "error": {"type": "invalid_request_error",
-                                                         "message": "messages.0.role: Input should be 'user' or 'assistant'"}}
+    message = "messages.0.role: Input should be 'user' or 'assistant'"
+    assert bad.value.body == {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
     r = httpx.post(f"{sim.url}/messages", json={"model": "m", "max_tokens": 1, "messages": [{"role": "user",
                                                                                             "content": "x"}]})
     assert r.status_code == 400 and "anthropic-version" in r.json()["error"]["message"]
