@@ -29,8 +29,8 @@ _IMAGE_OR_LINK = re.compile(
 )
 # The tail of a construct that is not finished yet: more text could make it a beacon.
 _PARTIAL = re.compile(
-    r"(?:!?\[[^\]\n]{0,200}(?:\]\(\s*<?[^\s)>]{0,2048}(?:>?\s+\"[^\"\n]{0,200})?)?"
-    r"|<img\b[^>]{0,700})\Z",
+    r"(?:!?\[[^\]\n]{0,200}(?:\](?:\(\s*<?[^\s)>]{0,2048}(?:>?\s+\"[^\"\n]{0,200})?)?)?"
+    r"|<(?:i(?:m(?:g(?:\s[^>]{0,700})?)?)?)?)\Z",
     re.IGNORECASE,
 )
 _DATA_TOKEN = re.compile(r"[A-Za-z0-9+/=_\-%.]{24,}")
@@ -128,11 +128,16 @@ class OverlapScan:
 class BeaconScan:
     def __init__(self, allowed_hosts: Iterable[str] = ()) -> None:
         self.allowed = {h.lower() for h in allowed_hosts}
-        self._pos = 0
+        self._pos = 0  # end of the last complete construct
+        self._seen = 0  # text length at the last scan
+        self._pending: int | None = None  # start of an unfinished construct at the tail
 
     def scan(self, text: str) -> tuple[list[Hit], bool]:
+        # A construct can only complete in new text, and only if it started in the pending tail
+        # or in the new text itself (one character back for the '!' of '!['): scan just that.
+        start = self._pending if self._pending is not None else max(self._pos, self._seen - 1)
+        start = max(start, len(text) - _MAX_BEACON_CHARS, 0)
         hits = []
-        start = max(self._pos, len(text) - _MAX_BEACON_CHARS)
         for m in _IMAGE_OR_LINK.finditer(text, start):
             self._pos = m.end()
             image = bool(m.group(1)) or m.group(4) is not None
@@ -140,9 +145,10 @@ class BeaconScan:
             why = self._carries_data(url, image)
             if why:
                 hits.append(Hit("image" if image else "link", m.start(), m.end(), why))
-        tail_from = max(self._pos, len(text) - _MAX_BEACON_CHARS)
-        partial = _PARTIAL.search(text, tail_from) is not None
-        return hits, partial
+        partial = _PARTIAL.search(text, max(start, self._pos))
+        self._pending = partial.start() if partial is not None else None
+        self._seen = len(text)
+        return hits, partial is not None
 
     def _carries_data(self, url: str, image: bool) -> str:
         parts = urlsplit(url)
