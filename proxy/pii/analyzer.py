@@ -37,15 +37,24 @@ DEFAULT_THRESHOLD = 0.3
 # Characters each side of a trigger that a match may still reach (windows then widen to the next
 # whitespace, so a token is never cut). Most triggers cover their whole match already: the phone
 # recognizer, costly per candidate, gets a tight window; an IBAN trigger only sees its first 4.
-MARGINS: dict[str, int] = {"IBAN_CODE": 48, "PHONE_NUMBER": 12}
-DEFAULT_MARGIN = 4
+MARGINS: dict[str, tuple[int, int]] = {"IBAN_CODE": (4, 48), "PHONE_NUMBER": (4, 12)}  # (before, after)
+DEFAULT_MARGIN = (4, 4)
 PHONE, PHONE_SCORE = "PHONE_NUMBER", 0.4  # Presidio's PhoneRecognizer.SCORE
+# Year-first and slash-separated dates: the phone recognizer never matches them in any of its 8
+# regions (checked exhaustively for every day of 1900-2099, bench/pii_bench.py --dates), and they
+# are most of the digit runs in ordinary text. Day-first dates with '-' or '.' do match sometimes
+# (as false positives), so they still go to the recognizer: skipping them would change results.
+NEVER_PHONE = re.compile(r"(?:19|20)\d\d([-/.])\d{1,2}\1\d{1,2}|\d{1,2}/\d{1,2}/(?:\d\d)?\d\d")
 CACHE_WINDOWS = 4096
 _DIGITS = re.compile(r"\d(?:[ \t().\-/+]{0,3}\d){5,}")
+# Phone numbers can be as short as 4 digits (German short numbers); runs of 4-5 digits are
+# checked only in the regions whose numbers can be that short (see `_phone_engine`).
+_PHONE_RUN = re.compile(r"\d(?:[ \t().\-/+]{0,3}\d){3,}")
+SHORT_PHONE_DIGITS = 5
 # Where an entity *could* start or sit. Each must match wherever its recognizer can match.
 TRIGGERS: dict[str, re.Pattern[str]] = {
     "EMAIL_ADDRESS": re.compile(r"@"),
-    "PHONE_NUMBER": _DIGITS,
+    "PHONE_NUMBER": _PHONE_RUN,
     "CREDIT_CARD": _DIGITS,
     "US_SSN": _DIGITS,
     "US_BANK_NUMBER": _DIGITS,
@@ -82,8 +91,9 @@ class PiiAnalyzer:
         self.entities = tuple(entities)
         self.threshold = threshold
         self._engine: Any = None
+        self._short_phone: Any = None
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[str, frozenset[str]], tuple[tuple[str, int, int, float], ...]]
+        self._cache: OrderedDict[tuple[int, str, frozenset[str]], tuple[tuple[str, int, int, float], ...]]
         self._cache = OrderedDict()
 
     def warm(self) -> None:
@@ -95,6 +105,7 @@ class PiiAnalyzer:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
+                    self._short_phone = _short_phone_engine() if PHONE in self.entities else None
                     self._engine = _build_engine(self.entities)
         return self._engine
 
@@ -108,11 +119,19 @@ class PiiAnalyzer:
         hits = self._run(text, {e: s for e, s in triggers.items() if e != PHONE})
         phone = triggers.get(PHONE)
         if phone:
-            # The phone recognizer tries 8 regions per candidate (~80 us each): skip a candidate
-            # a stronger hit already covers, since overlap resolution would drop the phone anyway.
+            # The phone recognizer tries 8 regions per candidate (~40 us each): skip a candidate
+            # a stronger hit already covers (overlap resolution would drop the phone anyway) and
+            # dates it never matches; send 4-5 digit runs only to the regions that have such numbers.
             strong = [h for h in hits if h.score > PHONE_SCORE]
-            todo = [(s, e) for s, e in phone if not any(h.start <= s and e <= h.end for h in strong)]
-            hits += self._run(text, {PHONE: todo})
+            todo = [
+                (s, e) for s, e in phone
+                if not NEVER_PHONE.fullmatch(text, s, e) and not any(h.start <= s and e <= h.end for h in strong)
+            ]
+            short = [(s, e) for s, e in todo if _digit_count(text, s, e) <= SHORT_PHONE_DIGITS]
+            long = [span for span in todo if span not in short]
+            hits += self._run(text, {PHONE: long})
+            if short and self._short_phone is not None:
+                hits += self._run(text, {PHONE: short}, self._short_phone)
         return _resolve(hits)
 
     def _triggers(self, text: str) -> dict[str, list[tuple[int, int]]]:
@@ -126,24 +145,25 @@ class PiiAnalyzer:
                 out[entity] = found[pattern]
         return out
 
-    def _run(self, text: str, triggers: dict[str, list[tuple[int, int]]]) -> list[PiiHit]:
+    def _run(self, text: str, triggers: dict[str, list[tuple[int, int]]], engine: Any = None) -> list[PiiHit]:
         hits: list[PiiHit] = []
+        engine = engine or self._get()
         for start, end, entities in _windows(text, triggers):
-            for entity, s, e, score in self._cached(text[start:end], frozenset(entities)):
+            for entity, s, e, score in self._cached(engine, text[start:end], frozenset(entities)):
                 hits.append(PiiHit(entity, s + start, e + start, score))
         return hits
 
-    def _cached(self, window: str, entities: frozenset[str]) -> tuple[tuple[str, int, int, float], ...]:
+    def _cached(
+        self, engine: Any, window: str, entities: frozenset[str]
+    ) -> tuple[tuple[str, int, int, float], ...]:
         # Chat clients resend the whole history every turn: the same windows come back often.
-        key = (window, entities)
+        key = (id(engine), window, entities)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        results = self._get().analyze(
-            window, language="en", entities=sorted(entities), score_threshold=self.threshold
-        )
+        results = engine.analyze(window, language="en", entities=sorted(entities), score_threshold=self.threshold)
         value = tuple((r.entity_type, r.start, r.end, r.score) for r in results)
         with self._lock:
             self._cache[key] = value
@@ -166,8 +186,8 @@ def _windows(
     spans = sorted((s, e, entity) for entity, found in triggers.items() for s, e in found)
     merged: list[tuple[int, int, set[str]]] = []
     for s, e, entity in spans:
-        margin = MARGINS.get(entity, DEFAULT_MARGIN)
-        lo, hi = _widen(text, s - margin, e + margin)
+        before, after = MARGINS.get(entity, DEFAULT_MARGIN)
+        lo, hi = _widen(text, s - before, e + after)
         if merged and lo <= merged[-1][1]:
             prev = merged[-1]
             merged[-1] = (prev[0], max(prev[1], hi), prev[2] | {entity})
@@ -194,6 +214,32 @@ def _resolve(hits: Iterable[PiiHit]) -> list[PiiHit]:
         if not any(hit.start < k.end and k.start < hit.end for k in kept):
             kept.append(hit)
     return sorted(kept, key=lambda h: (h.start, h.entity))
+
+
+def _digit_count(text: str, start: int, end: int) -> int:
+    return sum(ch.isdigit() for ch in text[start:end])
+
+
+def _short_phone_engine() -> Any:
+    """A phone recognizer limited to the default regions whose valid numbers can have <= 5 digits.
+
+    Every other region needs at least 6 (FR 9, US 10, GB/CA/IL 7, IN/BR 8: their metadata's
+    possible lengths), so for a 4-5 digit run this finds exactly what the full recognizer finds.
+    """
+    from phonenumbers import PhoneMetadata
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    regions = tuple(
+        r for r in PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS
+        if min(getattr(getattr(PhoneMetadata.metadata_for_region(r), "general_desc", None), "possible_length", (0,)))
+        <= SHORT_PHONE_DIGITS
+    )
+    registry = RecognizerRegistry(recognizers=[PhoneRecognizer(supported_regions=regions)],
+                                  supported_languages=["en"])
+    nlp = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
 
 
 def _build_engine(entities: Sequence[str]) -> Any:
