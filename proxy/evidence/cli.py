@@ -36,11 +36,15 @@ TRUST_COLOUR = {"trusted": "green", "user": "cyan", "untrusted": "yellow"}
 
 
 def default_store() -> str:
+    """The store the proxy is configured with (environment), else `evidence/`."""
+    if os.environ.get("GUARDPROXY_EVIDENCE__BACKEND") == "postgres" and os.environ.get("GUARDPROXY_EVIDENCE__DSN"):
+        return os.environ["GUARDPROXY_EVIDENCE__DSN"]
     return os.environ.get("GUARDPROXY_EVIDENCE_DIR") or "evidence"
 
 
-StoreOpt = Annotated[str | None, typer.Option("--store", help="evidence directory or postgresql:// URL "
-                                              "(default: $GUARDPROXY_EVIDENCE_DIR or evidence/)")]
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help="evidence directory or postgresql:// URL (default: the configured store from "
+    "$GUARDPROXY_EVIDENCE_DIR, or $GUARDPROXY_EVIDENCE__DSN with the postgres backend; else evidence/)")]
 
 
 class Verdict(StrEnum):

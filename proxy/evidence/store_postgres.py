@@ -94,13 +94,19 @@ class PostgresStore:
         return out
 
     def links(self) -> Iterator[Link]:
-        with self._lock:
-            raws = self._db.execute(
-                "select seq, id, hash, prev_hash, body from guardproxy_evidence order by seq"
-            ).fetchall()
-            self._db.commit()
-        for seq, evidence_id, hash_, prev, body in raws:
-            yield Link(int(seq), str(evidence_id), str(hash_), str(prev), bytes(body))
+        last = -1
+        while True:  # pages by seq: verifying a large store never holds it all in memory
+            with self._lock:
+                raws = self._db.execute(
+                    "select seq, id, hash, prev_hash, body from guardproxy_evidence where seq > %s "
+                    "order by seq limit 500", (last,),
+                ).fetchall()
+                self._db.commit()
+            if not raws:
+                return
+            for seq, evidence_id, hash_, prev, body in raws:
+                yield Link(int(seq), str(evidence_id), str(hash_), str(prev), bytes(body))
+            last = int(raws[-1][0])
 
     def anchor(self) -> tuple[int, str] | None:
         row = self._db.execute("select value from guardproxy_evidence_meta where key = 'anchor'").fetchone()

@@ -4,12 +4,14 @@ model and restored for the client, and nothing sensitive on disk afterwards."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 from e2e.conftest import ProxyFactory
+from pgtest import fresh_schema
 from servers import UPSTREAM_KEY
 
 from proxy.evidence.chain import verify
@@ -118,3 +120,33 @@ def test_after_the_run_no_credential_or_seeded_pii_is_anywhere_under_the_store(
         data = path.read_bytes()
         for needle in needles:
             assert needle.encode() not in data, f"{needle} found in {path}"
+
+
+def test_readyz_shows_the_writer_counts(kept: ProxyHandle) -> None:
+    checks = httpx.get(kept.url.removesuffix("/v1") + "/readyz").json()["checks"]
+    assert checks["evidence"]["ok"] is True and "dropped 0" in checks["evidence"]["detail"]
+
+
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    with fresh_schema() as dsn:
+        yield dsn
+
+
+def test_the_postgres_backend_keeps_bundles_for_every_replica(start_proxy: ProxyFactory, pg_dsn: str) -> None:
+    replicas = [start_proxy(stages=[{"name": "limits"}, PII_STAGE],
+                            evidence={"backend": "postgres", "dsn": pg_dsn, "sample_rate": 0.0})
+                for _ in range(2)]
+    ids = []
+    for n, replica in enumerate(replicas * 3):
+        raw = sdk(replica).chat.completions.with_raw_response.create(
+            model="sim", messages=[{"role": "user", "content": f"call {PHONE} about order {n}"}])
+        ids.append(raw.headers["x-guardproxy-evidence-id"])
+    store = open_store(pg_dsn)
+    try:
+        assert all(store.get(i) is not None for i in ids)
+        assert [link.seq for link in store.links()] == list(range(1, 7))
+        assert list(verify(store.links(), store.anchor())) == []
+        assert all(PHONE.encode() not in (store.get(i) or b"") for i in ids)
+    finally:
+        store.close()

@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
+from pgtest import fresh_schema
 
 from proxy.evidence.bundle import new_id
 from proxy.evidence.store import Store, open_store
 
-PG_DSN = os.environ.get("GUARDPROXY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
 
 @pytest.fixture
 def pg_dsn() -> Iterator[str]:
-    """A DSN whose search_path is a fresh schema, dropped afterwards. CI must have the server."""
-    try:
-        admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_DSN} is required in CI: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {PG_DSN} (set GUARDPROXY_TEST_PG_DSN): {exc}")
-    schema = f"gp_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f"create schema {schema}")
-    try:
-        yield f"{PG_DSN}?options=-csearch_path%3D{schema}"
-    finally:
-        admin.execute(f"drop schema {schema} cascade")
-        admin.close()
+    with fresh_schema() as dsn:
+        yield dsn
 
 
 @pytest.fixture(params=["files", "postgres"])

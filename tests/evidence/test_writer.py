@@ -87,3 +87,24 @@ async def test_an_exchange_first_flagged_at_output_still_gets_a_bundle(tmp_path:
     await recorder(ex)
     await recorder.close()
     assert ex.evidence_id is not None and open_store(tmp_path).get(ex.evidence_id) is not None
+
+
+async def test_the_writer_applies_retention_and_the_chain_still_verifies(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from proxy.evidence.chain import verify
+    from proxy.evidence.writer import Retention
+
+    old = (datetime.now(UTC) - timedelta(days=30)).isoformat(timespec="milliseconds")
+    seed = open_store(tmp_path)
+    seed.append([make_bundle(time=old) for _ in range(3)])
+    seed.close()
+    writer = EvidenceWriter(lambda: open_store(tmp_path), queue_size=4,
+                            retention=Retention(max_age_s=7 * 86400, every_s=0.0))
+    writer.start()
+    bundle = make_bundle()
+    await writer.durable(Job(bundle["id"], lambda: bundle))
+    writer.close()
+    store = open_store(tmp_path)
+    assert [r.id for r in store.rows()] == [bundle["id"]] and writer.stats.pruned == 3
+    assert list(verify(store.links(), store.anchor())) == []
