@@ -64,12 +64,12 @@ def traced_proxy(sim: SimulatorHandle) -> Iterator[Factory]:
     started: list[serving.ProxyHandle] = []
 
     def factory(extra_guards: dict[str, Any] | None = None, capture: Capture = Capture.NO_CONTENT,
-                **overrides: Any) -> Traced:
+                traced: bool = True, **overrides: Any) -> Traced:
         spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
         overrides.setdefault("timeouts", {"read_s": 5.0, "stream_idle_s": 5.0})
         settings = load_settings(None, port=0, log_level="warning", upstream_url=sim.url,
                                  upstream_api_key=UPSTREAM_KEY, **overrides)
-        telemetry = Telemetry.for_tests(spans, reader, capture=capture)
+        telemetry = Telemetry.for_tests(spans if traced else None, reader, capture=capture)
         handle = serving.start_in_thread(settings, extra_guards=extra_guards, telemetry=telemetry)
         started.append(handle)
         return Traced(handle, spans, reader)
@@ -128,7 +128,7 @@ def test_plain_request_is_one_trace_with_the_documented_tree(traced: Traced) -> 
     assert {f"{s.context.trace_id:032x}" for s in spans} == {CALLER_TRACE}
     assert server.kind is SpanKind.SERVER and parent_of(server) == int(CALLER_SPAN, 16)
     assert {parent_of(s) for s in (scan_in, scan_out, chat)} == {server.context.span_id}
-    assert [s.name for s in sorted(stages, key=lambda s: s.start_time)] == [
+    assert [s.name for s in sorted(stages, key=lambda s: s.start_time or 0)] == [
         "guardrail.stage limits", "guardrail.stage finder", "guardrail.stage finder"]
     assert all(parent_of(s) in {scan_in.context.span_id, scan_out.context.span_id} for s in stages)
     assert "queue wait" not in {s.name for s in spans}  # a free slot: no wait worth a span
@@ -159,13 +159,13 @@ def test_plain_request_is_one_trace_with_the_documented_tree(traced: Traced) -> 
     assert (scan_in.attributes or {})[n.GUARD_ACTION] == "tag"
 
     # The split on the SERVER span adds up, and no prompt text is anywhere.
-    s = server.attributes or {}
+    s: dict[str, Any] = dict(server.attributes or {})
     assert s[n.HTTP_RESPONSE_STATUS_CODE] == 200 and s[n.GUARD_ACTION] == "tag"
-    parts = sum(float(s[k]) for k in (n.GUARD_INPUT_DURATION, n.QUEUE_WAIT_DURATION,  # type: ignore[arg-type]
+    parts = sum(float(s[k]) for k in (n.GUARD_INPUT_DURATION, n.QUEUE_WAIT_DURATION,
                                       n.UPSTREAM_DURATION, n.GUARD_OUTPUT_DURATION))
-    total = float(s[n.REQUEST_DURATION])  # type: ignore[arg-type]
+    total = float(s[n.REQUEST_DURATION])
     assert parts <= total and total - parts == pytest.approx(s[n.OVERHEAD_DURATION], abs=1e-6)
-    assert float(s[n.UPSTREAM_DURATION]) == pytest.approx(  # type: ignore[arg-type]
+    assert float(s[n.UPSTREAM_DURATION]) == pytest.approx(
         (chat.end_time - chat.start_time) / 1e9, abs=0.002)  # type: ignore[operator]
     text = all_attribute_text(spans)
     assert "jane.doe" not in text and "2+2" not in text
@@ -250,8 +250,7 @@ def test_upstream_receives_our_chat_span_as_parent(traced: Traced, sim: Simulato
 
 def test_caller_trace_context_flows_even_with_tracing_off(traced_proxy: Factory,
                                                           sim: SimulatorHandle) -> None:
-    proxy = traced_proxy()
-    proxy.handle.server.config.app.state.telemetry.tracer = None  # as with no exporter set
+    proxy = traced_proxy(traced=False)  # as with no exporter configured: no spans at all
     proxy.client().chat.completions.create(model="sim-gpt", messages=[{"role": "user", "content": "hi"}])
     assert sim.stats()["last_request"]["headers"]["traceparent"] == TRACEPARENT
 
@@ -311,25 +310,29 @@ def fire(url: str, count: int) -> list[tuple[httpx.Response, float]]:
 def test_saturation_grows_queue_time_not_upstream_time_then_sheds(
     traced_proxy: Factory, sim: SimulatorHandle
 ) -> None:
-    sim.configure(ttft_ms=250.0)
+    call_ms = 300.0
+    sim.configure(ttft_ms=call_ms)
     proxy = traced_proxy(admission={"max_concurrency": 2, "max_queue": 4, "max_wait_s": 10,
                                     "retry_after_s": 2})
-    # 6 requests = 2 in flight + 4 waiting: waits come in waves of one upstream call each.
+    # 6 requests = 2 in flight + 4 waiting: the waits come in waves of one upstream call each
+    # (about 0, 0, T, T, 2T, 2T); arrival skew between the client threads only shortens a wait.
     results = fire(proxy.url, 6)
     assert [r.status_code for r, _ in results] == [200] * 6
     queue = sorted(float(r.headers[n.H_QUEUE_MS]) for r, _ in results)
     upstream = [float(r.headers[n.H_UPSTREAM_MS]) for r, _ in results]
-    assert queue[1] < 50 and queue[2] > 200 and queue[3] < queue[4] and queue[5] > 450
-    assert max(upstream) - min(upstream) < 100 and min(upstream) >= 250  # compute stays flat
+    assert queue[1] < call_ms / 2 < queue[2] and queue[3] < 1.5 * call_ms < queue[4]
+    assert queue[5] > 1.5 * call_ms
+    assert min(upstream) >= call_ms and max(upstream) - min(upstream) < call_ms / 3  # flat
     for r, client_ms in results:  # the recorded split adds up to the measured total
         t = server_timing(r.headers["server-timing"])
         parts = t["guard-in"] + t["queue"] + t["upstream"] + t["guard-out"]
-        assert parts <= t["total"] + 0.3 and t["total"] - parts < 5.0
+        assert parts <= t["total"] + 0.3 and t["total"] - parts < 10.0
         assert t["total"] <= client_ms
     queue_spans = [s for s in proxy.trace(6) if s.name == "queue wait"]
     assert len(queue_spans) >= 4
     assert {(s.attributes or {})[n.QUEUE_OUTCOME] for s in queue_spans} == {"acquired"}
-    assert max(int((s.attributes or {})[n.QUEUE_DEPTH]) for s in queue_spans) >= 2  # type: ignore[call-overload]
+    depths: list[Any] = [(s.attributes or {})[n.QUEUE_DEPTH] for s in queue_spans]
+    assert max(depths) >= 2
     # Past the queue bound: shed at once with 429 and Retry-After, before any upstream work.
     before = sim.stats()["requests"]
     results = fire(proxy.url, 8)
