@@ -108,6 +108,8 @@ def explain(
         out.print(f"[bold]{h.rule.id}[/bold] {h.rule.severity} {mode} ({h.rule.category}) "
                   f"span {h.start}:{h.end} via {'+'.join(h.decoding)}")
         out.print(f"  matched:  {text[h.start : h.end][:160]!r}")
+        if h.decoded:
+            out.print(f"  decoded:  {h.decoded!r}")
         out.print(f"  sentence: {h.excerpt!r}")
 
 

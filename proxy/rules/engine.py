@@ -27,6 +27,10 @@ MAX_SPANS_PER_RULE = 8
 UNTRUSTED_WINDOW_CHARS = 800
 
 
+# (rule, start, end, decoding path, decoded text matched: "" for plain text)
+_Raw = tuple[Rule, int, int, tuple[str, ...], str]
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
     rule: Rule
@@ -35,6 +39,7 @@ class Hit:
     decoding: tuple[str, ...]
     excerpt: str = ""
     sentence: tuple[int, int] = (0, 0)
+    decoded: str = ""  # for a hit inside an encoded run: the decoded text that matched
 
 
 def _options() -> Any:
@@ -113,7 +118,7 @@ class Engine:
         compiled = self._by_trust[trust]
         if not self.applies(trust) or not text:
             return []
-        raw: list[tuple[Rule, int, int, tuple[str, ...]]] = []
+        raw: list[_Raw] = []
         kinds = self._scan_views((compiled,), text, None, (), raw)
         both = (compiled, self._decoded_only[trust])
         self._scan_decoded(both, text, kinds, None, (), 1, [self.limits.max_total_bytes], raw)
@@ -122,8 +127,8 @@ class Engine:
         hits += self._score(hits, trust, len(text))
         return sorted(
             (
-                Hit(r, s, e, d, sentences.excerpt(s, e), sentences.around(s, e))
-                for r, s, e, d in hits
+                Hit(r, s, e, d, sentences.excerpt(s, e), sentences.around(s, e), x)
+                for r, s, e, d, x in hits
                 if r.emit or include_signals
             ),
             key=lambda h: (h.start, h.rule.id),
@@ -135,7 +140,7 @@ class Engine:
         text: str,
         outer: tuple[int, int] | None,
         path: tuple[str, ...],
-        out: list[tuple[Rule, int, int, tuple[str, ...]]],
+        out: list[_Raw],
     ) -> frozenset[str]:
         """Match every view of `text`; return the hints of `text` itself (for the decoder)."""
         view = normalise(text)
@@ -151,7 +156,8 @@ class Engine:
                 for rule, start, end in hits:
                     span = outer or v.to_original(start, end)
                     decoding = tuple(t for t in (*path, *v.decoding(start, end)) if t != "plain")
-                    out.append((rule, span[0], span[1], decoding or ("plain",)))
+                    shown = v.text[start:end][:160] if outer else ""
+                    out.append((rule, span[0], span[1], decoding or ("plain",), shown))
         # ASCII text only changed case in the view; otherwise the decoder needs its own look.
         return found if text.isascii() else hints(text)
 
@@ -164,7 +170,7 @@ class Engine:
         path: tuple[str, ...],
         depth: int,
         budget: list[int],
-        out: list[tuple[Rule, int, int, tuple[str, ...]]],
+        out: list[_Raw],
     ) -> None:
         if depth > self.limits.max_depth:
             return
@@ -175,8 +181,8 @@ class Engine:
             self._scan_decoded(sets, found.text, inner_kinds, span, inner, depth + 1, budget, out)
 
     def _score(
-        self, hits: list[tuple[Rule, int, int, tuple[str, ...]]], trust: Trust, length: int
-    ) -> list[tuple[Rule, int, int, tuple[str, ...]]]:
+        self, hits: list[_Raw], trust: Trust, length: int
+    ) -> list[_Raw]:
         window = UNTRUSTED_WINDOW_CHARS if trust is Trust.UNTRUSTED else max(length, 1)
         fired = []
         for rule in self._composites[trust]:
@@ -186,12 +192,12 @@ class Engine:
             best = _best_window(signals, weights, window)
             if best is not None and best[0] >= rule.score.threshold:
                 _, start, end, decoding = best
-                fired.append((rule, start, end, decoding))
+                fired.append((rule, start, end, decoding, ""))
         return fired
 
 
 def _best_window(
-    signals: list[tuple[Rule, int, int, tuple[str, ...]]], weights: dict[str, float], window: int
+    signals: list[_Raw], weights: dict[str, float], window: int
 ) -> tuple[float, int, int, tuple[str, ...]] | None:
     """The highest sum of distinct signal weights whose hits start within `window` chars."""
     best: tuple[float, int, int, tuple[str, ...]] | None = None
@@ -212,10 +218,10 @@ def _best_window(
 
 
 def _dedupe(
-    raw: list[tuple[Rule, int, int, tuple[str, ...]]],
-) -> list[tuple[Rule, int, int, tuple[str, ...]]]:
+    raw: list[_Raw],
+) -> list[_Raw]:
     """One hit per rule and overlapping span: the widest; on a tie the first view explains it."""
-    per_rule: dict[str, list[tuple[Rule, int, int, tuple[str, ...]]]] = {}
+    per_rule: dict[str, list[_Raw]] = {}
     for hit in raw:
         kept = per_rule.setdefault(hit[0].id, [])
         overlap = [i for i, k in enumerate(kept) if hit[1] < k[2] and k[1] < hit[2]]
@@ -224,6 +230,6 @@ def _dedupe(
                 kept.append(hit)
             continue
         i = overlap[0]
-        if hit[2] - hit[1] > kept[i][2] - kept[i][1]:
+        if (hit[2] - hit[1], len(hit[4])) > (kept[i][2] - kept[i][1], len(kept[i][4])):
             kept[i] = hit
     return [hit for hits in per_rule.values() for hit in hits]

@@ -69,7 +69,8 @@ def _finding(engine: Engine, seg: Segment, hit: Hit, mode: str) -> Finding:
         vector=VECTORS[seg.trust],
         segment_index=seg.index,
         span=(hit.start, hit.end),
-        excerpt=hit.excerpt,
+        # An encoded run's excerpt is unreadable; show what it decoded to as well.
+        excerpt=f"{hit.excerpt} [decoded: {hit.decoded}]" if hit.decoded else hit.excerpt,
         decoding=hit.decoding,
         detector="rules",
         ruleset=engine.ruleset.digest,
