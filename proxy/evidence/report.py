@@ -26,8 +26,8 @@ def _segments_with_findings(bundle: dict[str, Any]) -> list[tuple[dict[str, Any]
     return [(s, by_index[s["index"]]) for s in bundle.get("segments", []) if s["index"] in by_index]
 
 
-def _worst(findings: list[dict[str, Any]]) -> str:
-    found = [f["severity"] for f in findings if f.get("severity") in SEVERITIES]
+def _worst(items: list[dict[str, Any]]) -> str:
+    found = [f["severity"] for f in items if f.get("severity") in SEVERITIES]
     return max(found, key=SEVERITIES.index) if found else "none"
 
 
@@ -35,12 +35,13 @@ def render(bundles: list[dict[str, Any]], labels: dict[str, str] | None = None) 
     """One report over one or more bundles of the same incident."""
     labels = labels or {}
     findings = [f for b in bundles for f in b.get("findings", [])]
+    decisions = [d for b in bundles for d in b.get("decisions", [])]  # escalation lives here
     vectors = Counter(f["vector"] for f in findings)
     first, last = min(b["time"] for b in bundles), max(b["time"] for b in bundles)
     rules = sorted({f["rule_id"] for f in findings})
     models = sorted(f"{b.get('provider')}/{b.get('model')}" for b in bundles)
     lines = [
-        f"# Incident report: prompt injection ({_worst(findings)})",
+        f"# Incident report: prompt injection ({_worst(findings + decisions)})",
         "",
         f"- **Exchanges:** {len(bundles)} ({first} to {last})",
         f"- **Clients:** {', '.join(sorted({b.get('client') or '?' for b in bundles}))}",

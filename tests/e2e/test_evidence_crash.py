@@ -28,10 +28,11 @@ def serve(tmp: Path, name: str, upstream: str, evidence_dir: Path) -> tuple[subp
     config = tmp / f"{name}.yaml"
     config.write_text(yaml.safe_dump({
         "upstream_url": upstream, "port": port, "log_level": "warning",
-        "evidence_dir": str(evidence_dir), "evidence": {"sample_rate": 0.0},
+        "evidence": {"sample_rate": 0.0},
         "stages": [{"name": "limits"}, {"name": "pii", "options": {"actions": {"default": "tag"}}}],
     }))
-    env = {**os.environ, "GUARDPROXY_UPSTREAM_API_KEY": UPSTREAM_KEY}
+    # The environment outranks the config file: point it at this test's store too.
+    env = {**os.environ, "GUARDPROXY_UPSTREAM_API_KEY": UPSTREAM_KEY, "GUARDPROXY_EVIDENCE_DIR": str(evidence_dir)}
     proc = subprocess.Popen([GUARDPROXY, "serve", "--config", str(config)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
