@@ -84,3 +84,5 @@ def test_kill_9_mid_burst_leaves_a_verifiable_chain_and_every_promised_bundle(tm
         assert missing == []
     finally:
         store.close()
+    for path in (p for p in evidence_dir.rglob("*") if p.is_file()):
+        assert b"@example.org" not in path.read_bytes(), path  # the seeded addresses

@@ -64,16 +64,23 @@ def test_list_filters_and_show_renders_segments_by_trust(store_dir: tuple[Path, 
     assert "injection.override.ignore_previous" in out and "fetch_page" in out and "WITHHELD" in out
 
 
-def test_verify_passes_then_names_the_bundle_a_one_byte_edit_broke(store_dir: tuple[Path, list[str]]) -> None:
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_a_one_byte_edit_to_any_bundle_makes_verify_fail_naming_it(
+    store_dir: tuple[Path, list[str]], where: str
+) -> None:
     root, ids = store_dir
     code, out = cli("verify", "--store", str(root))
     assert code == 0 and "OK: 3 bundle(s)" in out
-    path = FileStore(root).path(ids[1])
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
-    code, out = cli("verify", "--store", str(root))
-    assert code == 1 and f"first broken link: seq 2 {ids[1]}" in out
+    for seq, evidence_id in enumerate(ids, 1):
+        path = FileStore(root).path(evidence_id)
+        original = path.read_bytes()
+        data = bytearray(original)
+        data[{"first": 0, "middle": len(data) // 2, "last": len(data) - 2}[where]] ^= 0x01
+        path.write_bytes(bytes(data))
+        code, out = cli("verify", "--store", str(root))
+        assert code == 1 and f"first broken link: seq {seq} {evidence_id}" in out
+        path.write_bytes(original)
+    assert cli("verify", "--store", str(root))[0] == 0
 
 
 def test_export_verifies_offline_and_detects_tampering(store_dir: tuple[Path, list[str]], tmp_path: Path) -> None:
