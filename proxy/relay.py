@@ -8,6 +8,7 @@ OpenAI-style error here; exceptions from guards never get this far (the pipeline
 from __future__ import annotations
 
 import asyncio
+import logging
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -30,6 +31,7 @@ from proxy.telemetry import Telemetry
 from proxy.telemetry.upstream_call import UpstreamCall
 from proxy.upstream import Upstream, relay_headers, translate
 
+log = logging.getLogger("guardproxy.relay")
 Observer = Callable[[Exchange], Awaitable[None]]
 MAX_UPSTREAM_BODY = 64 * 1024 * 1024  # a completion larger than this is not a completion
 
@@ -172,7 +174,13 @@ class ChatRelay:
         if call is not None:
             call.end(exchange)  # the chat span and GenAI client metrics
         for observer in self.observers:
-            await observer(exchange)
+            try:
+                await observer(exchange)
+            except GuardProxyError:
+                raise  # a deliberate refusal (e.g. evidence that must be durable and cannot be)
+            except Exception:  # an observer's own failure must not break a response already made
+                log.exception("observer %s failed for %s", getattr(observer, "__qualname__", observer),
+                              exchange.request_id)
 
 
 class _Stream(StreamingResponse):

@@ -112,7 +112,10 @@ DEFAULT_STAGES = ("limits", "quarantine", "injection", "tool_scope", "segregatio
 
 def default_stages() -> list[StageSettings]:
     """The default pipeline, in order: cheap refusals first, detection before the stages that act on it."""
-    return [StageSettings(name=name) for name in DEFAULT_STAGES]
+    # Quarantine is a rate limit: an unreachable Redis must not take the proxy down, so it fails
+    # open (recorded as not scanned). Everything else fails closed.
+    return [StageSettings(name=name, failure_mode="open" if name == "quarantine" else "closed")
+            for name in DEFAULT_STAGES]
 
 
 class Settings(BaseSettings):
