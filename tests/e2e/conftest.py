@@ -37,11 +37,15 @@ def start_proxy(sim: SimulatorHandle) -> Iterator[ProxyFactory]:
     """Start a proxy in front of the simulator; keyword arguments override settings."""
     started: list[serving.ProxyHandle] = []
 
-    def factory(extra_guards: dict[str, Any] | None = None, **overrides: Any) -> serving.ProxyHandle:
+    def factory(extra_guards: dict[str, Any] | None = None, telemetry: Any = None,
+                **overrides: Any) -> serving.ProxyHandle:
         overrides.setdefault("upstream_url", sim.url)
         overrides.setdefault("upstream_api_key", UPSTREAM_KEY)
         settings = load_settings(None, port=0, log_level="warning", **overrides)
-        handle = serving.start_in_thread(settings, extra_guards=extra_guards)
+        app_kwargs: dict[str, Any] = {"extra_guards": extra_guards}
+        if telemetry is not None:
+            app_kwargs["telemetry"] = telemetry
+        handle = serving.start_in_thread(settings, **app_kwargs)
         started.append(handle)
         return handle
 
