@@ -2,9 +2,13 @@
 
 Every delta is fed to each inspector; the gate then releases all text except the last `window`
 characters, so a finding that spans chunk boundaries is seen before the text that completes it has
-left. An inspector answering HOLD keeps everything unreleased back until it decides (bounded by
-`max_hold`: past it the gate ends the stream, failing closed, since a guard that never decides must
-not stall a stream forever or let its text out unread). BLOCK ends the stream; redactions from a
+left. An inspector that reports partial matches itself (HOLD) may state a smaller need as a
+`holdback_chars` attribute, read after every delta (so it may track, e.g., an unfinished word);
+the gate keeps back the largest need of its active inspectors, so the window (and the first
+token's delay) is only as large as the guards in force require. An inspector answering HOLD
+keeps everything unreleased back until it decides (bounded by `max_hold`: past it the gate ends
+the stream, failing closed, since a guard that never decides must not stall a stream forever or
+let its text out unread). BLOCK ends the stream; redactions from a
 RedactingInspector are applied to held text as it is released. A boundary (end of a text block,
 end of the turn) releases the tail: no more text can complete a finding there.
 """
@@ -33,6 +37,18 @@ class Inspecting:
     detail: str = ""
     verdict: Verdict | None = None  # set once closed
     active: bool = True
+    redacting: bool = False  # a RedactingInspector (checked once: protocol checks are slow)
+    states_window: bool = False  # the inspector states its own hold-back need (`holdback_chars`)
+
+    def __post_init__(self) -> None:
+        self.redacting = isinstance(self.inspector, RedactingInspector)
+        self.states_window = hasattr(self.inspector, "holdback_chars")
+
+    def window(self, default: int) -> int:
+        if not self.states_window:
+            return default
+        own = getattr(self.inspector, "holdback_chars", default)  # may change with every delta
+        return own if isinstance(own, int) and own >= 0 else default
 
 
 @dataclass(slots=True)
@@ -86,14 +102,18 @@ class TextGate:
                 self.stopped = Stop("stream", f"an output guard held more than {self.max_hold} characters "
                                               "without deciding; the stream fails closed")
             return ""
-        return self._release(self.total - self.window)
+        return self._release(self.total - self._window())
+
+    def _window(self) -> int:
+        """The largest hold-back any active inspector needs (the configured one if it states none)."""
+        return max((e.window(self.window) for e in self.inspectors if e.active), default=0)
 
     def flush(self) -> str:
         """A boundary: inspectors settle partial matches, then everything held leaves (redacted)."""
         if self.stopped is not None:
             return ""
         for entry in self.inspectors:
-            if entry.active and isinstance(entry.inspector, RedactingInspector):
+            if entry.active and entry.redacting:
                 self._feed_one(entry, None)
                 if self.stopped is not None:
                     return ""
@@ -111,11 +131,11 @@ class TextGate:
         try:
             inspector = entry.inspector
             if delta is None:
-                action = inspector.end_of_text() if isinstance(inspector, RedactingInspector) else StreamAction.RELEASE
+                action = inspector.end_of_text() if entry.redacting else StreamAction.RELEASE  # type: ignore[attr-defined]
             else:
                 action = inspector.feed(delta)
-            if isinstance(entry.inspector, RedactingInspector):
-                for start, end, replacement in entry.inspector.take_redactions():
+            if entry.redacting:
+                for start, end, replacement in inspector.take_redactions():  # type: ignore[attr-defined]
                     self._add_redaction(start, end, replacement)
         except Exception as exc:  # the guard's own failure: its failure mode decides
             log.exception("stream inspector of %s failed", entry.stage)

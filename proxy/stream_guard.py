@@ -100,7 +100,11 @@ class StreamSession:
         released = gate.feed(part.text)
         if gate.stopped is not None:
             return self._stop(gate.stopped)
-        return [self._mark_text(self.codec.text_event(part, released))] if released else []
+        if not released:
+            return []
+        # Most deltas leave whole and unchanged: relay the upstream's own bytes, no re-encoding.
+        event = self.codec.encode(part) if released == part.text else self.codec.text_event(part, released)
+        return [self._mark_text(event)]
 
     def _flush(self) -> list[ServerSentEvent]:
         out = []

@@ -9,7 +9,9 @@ with a stated reason (or, for a whole answer, refuses it).
 
 Options: canary (bool, default false), actions ({canary, system_prompt, exfil}: tag|redact|block;
 defaults block, redact, redact), min_words (system-prompt overlap length, default 8),
-allowed_hosts (image/link hosts never treated as beacons), replacement (redaction text).
+allowed_hosts (image/link hosts never treated as beacons), replacement (redaction text),
+holdback_chars (characters this stage needs held behind the newest text; default: just the
+unfinished last word, since it holds partial matches itself; see proxy/holdback.py).
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class OutputLeakGuard:
     min_words: int = 8
     allowed_hosts: tuple[str, ...] = ()
     replacement: str = "[redacted by guardproxy]"
+    # This stage reports partial matches itself (HOLD), so beyond them it needs only the newest,
+    # unfinished word held (None); an integer fixes the hold-back in characters instead.
+    holdback_chars: int | None = None
     name: str = "output_leak"
     phases: frozenset[Phase] = frozenset({Phase.INPUT, Phase.OUTPUT})
 
@@ -112,6 +117,19 @@ class LeakInspector:
         self._redactions: list[Redaction] = []
         self._all_redactions: list[Redaction] = []
         self._blocked: Hit | None = None
+
+    @property
+    def holdback_chars(self) -> int:
+        """What the hold-back gate must keep behind the newest text: the unfinished word."""
+        if self.guard.holdback_chars is not None:
+            return self.guard.holdback_chars
+        text = self._text
+        end = len(text)
+        while end > 0 and (text[end - 1].isalnum() or text[end - 1] == "_"):
+            end -= 1
+            if len(text) - end > 64:
+                break  # a very long "word" is not a prompt word: keep the bound small
+        return len(text) - end
 
     def feed(self, delta: str) -> StreamAction:
         self._text += delta
@@ -211,7 +229,7 @@ def _fields(output: Output) -> dict[str, Any]:
 
 def build(settings: Settings, options: dict[str, Any]) -> OutputLeakGuard:
     """Registry factory; rejects unknown options and actions loudly."""
-    known = {"canary", "actions", "min_words", "allowed_hosts", "replacement"}
+    known = {"canary", "actions", "min_words", "allowed_hosts", "replacement", "holdback_chars"}
     unknown = set(options) - known
     if unknown:
         raise ConfigError(f"stage 'output_leak': unknown option(s) {', '.join(sorted(unknown))}")
@@ -230,4 +248,13 @@ def build(settings: Settings, options: dict[str, Any]) -> OutputLeakGuard:
         min_words=min_words,
         allowed_hosts=tuple(options.get("allowed_hosts") or ()),
         replacement=str(options.get("replacement", "[redacted by guardproxy]")),
+        holdback_chars=_holdback(options.get("holdback_chars")),
     )
+
+
+def _holdback(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"stage 'output_leak': options.holdback_chars must be an integer >= 0, got {value!r}")
+    return value

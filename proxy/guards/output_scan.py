@@ -30,7 +30,7 @@ _IMAGE_OR_LINK = re.compile(
 # The tail of a construct that is not finished yet: more text could make it a beacon.
 _PARTIAL = re.compile(
     r"(?:!?\[[^\]\n]{0,200}(?:\](?:\(\s*<?[^\s)>]{0,2048}(?:>?\s+\"[^\"\n]{0,200})?)?)?"
-    r"|<(?:i(?:m(?:g(?:\s[^>]{0,700})?)?)?)?)\Z",
+    r"|<(?:i(?:m(?:g(?:\s[^>]{0,700})?)?)?)?|!)\Z",
     re.IGNORECASE,
 )
 _DATA_TOKEN = re.compile(r"[A-Za-z0-9+/=_\-%.]{24,}")
@@ -59,21 +59,33 @@ class CanaryScan:
             hits.append(Hit("canary", at, at + len(self.token)))
             self._pos = at + len(self.token)
         self._pos = max(self._pos, len(text) - len(self.token) + 1)
-        partial = any(text.endswith(self.token[:k]) for k in range(min(len(self.token) - 1, len(text)), 0, -1))
-        return hits, partial
+        return hits, self._prefix_at_end(text)
+
+    def _prefix_at_end(self, text: str) -> bool:
+        """Does the text end with the start of the token (so the next delta may complete it)?"""
+        tail = text[-(len(self.token) - 1) :] if len(self.token) > 1 else ""
+        at = tail.find(self.token[0])
+        while at >= 0:
+            if self.token.startswith(tail[at:]):
+                return True
+            at = tail.find(self.token[0], at + 1)
+        return False
 
 
 class OverlapScan:
-    """Word k-shingles of the trusted text; partial runs (3+ words) are reported for holding."""
+    """Word k-shingles of the trusted text; partial runs (from one distinctive word) are held."""
 
     def __init__(self, trusted_texts: Iterable[str], min_words: int = 8) -> None:
         self.k = max(3, min_words)
         self._grams: list[set[tuple[str, ...]]] = [set() for _ in range(self.k + 1)]
         for text in trusted_texts:
             ws = words(text)
-            for n in range(3, self.k + 1):
+            # Single words only when long enough to be distinctive ("the" starts no leak worth a hold).
+            self._grams[1].update((w,) for w in ws if len(w) >= 4)
+            for n in range(2, self.k + 1):
                 self._grams[n].update(tuple(ws[i : i + n]) for i in range(len(ws) - n + 1))
         self._words: list[tuple[str, int, int]] = []  # (word, start, end) of complete words
+        self._tail: tuple[str, ...] = ()
         self._pos = 0
         self._run: list[int] | None = None  # [first word, last word] of the current hit
 
@@ -86,7 +98,9 @@ class OverlapScan:
         for m in _WORD.finditer(text, self._pos):
             if m.end() == len(text) and not final:
                 break  # the word may go on in the next delta
-            self._words.append((m.group().lower(), m.start(), m.end()))
+            word = m.group().lower()
+            self._words.append((word, m.start(), m.end()))
+            self._tail = (*self._tail[1 - self.k :], word)  # the last k words
             self._pos = m.end()
             hit = self._check_last()
             if hit is not None:
@@ -97,7 +111,7 @@ class OverlapScan:
 
     def _check_last(self) -> Hit | None:
         i = len(self._words) - 1
-        if i + 1 >= self.k and tuple(w for w, _, _ in self._words[i - self.k + 1 :]) in self._grams[self.k]:
+        if len(self._tail) == self.k and self._tail in self._grams[self.k]:
             if self._run is not None and i - self.k + 1 <= self._run[1] + 1:
                 self._run[1] = i
             else:
@@ -121,8 +135,8 @@ class OverlapScan:
     def _partial(self) -> bool:
         if self._run is not None:
             return True
-        tail = tuple(w for w, _, _ in self._words[-(self.k - 1) :])
-        return any(tail[-n:] in self._grams[n] for n in range(min(len(tail), self.k - 1), 2, -1))
+        tail = self._tail
+        return any(tail[-n:] in self._grams[n] for n in range(min(len(tail), self.k - 1), 0, -1))
 
 
 class BeaconScan:

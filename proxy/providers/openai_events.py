@@ -23,7 +23,12 @@ DONE = ServerSentEvent(data="[DONE]")
 class OpenAICodec:
     def __init__(self) -> None:
         self.acc = StreamAccumulator()
-        self._template: dict[str, Any] = {"object": "chat.completion.chunk"}
+        self._last: dict[str, Any] = {"object": "chat.completion.chunk"}
+
+    @property
+    def _template(self) -> dict[str, Any]:
+        """The stream's own id/object/created/model, for chunks the proxy writes."""
+        return {k: v for k, v in self._last.items() if k not in ("choices", "usage")}
 
     @property
     def done(self) -> bool:
@@ -38,17 +43,19 @@ class OpenAICodec:
             return Part(PartKind.DONE, event)
         if chunk is None:
             return Part(PartKind.PASS, event)
-        self._template = {k: v for k, v in chunk.items() if k not in ("choices", "usage")}
-        choices = [c for c in chunk.get("choices") or () if isinstance(c, dict)]
-        if any((c.get("delta") or {}).get("tool_calls") for c in choices):
-            return Part(PartKind.TOOL, event, chunk)
-        if any(c.get("finish_reason") for c in choices):
-            return Part(PartKind.FINISH, event, chunk)
-        for choice in choices:
-            content = (choice.get("delta") or {}).get("content")
-            if isinstance(content, str) and content:
-                return Part(PartKind.TEXT, event, chunk, channel=int(choice.get("index", 0)), text=content)
-        return Part(PartKind.PASS, event, chunk)
+        self._last = chunk
+        kind, channel, text = PartKind.PASS, 0, ""
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta") or {}
+            if delta.get("tool_calls"):
+                return Part(PartKind.TOOL, event, chunk)
+            if choice.get("finish_reason"):
+                kind = PartKind.FINISH
+            elif kind is PartKind.PASS and isinstance(delta.get("content"), str) and delta["content"]:
+                kind, channel, text = PartKind.TEXT, int(choice.get("index", 0)), delta["content"]
+        return Part(kind, event, chunk, channel=channel, text=text if kind is PartKind.TEXT else "")
 
     def encode(self, part: Part) -> ServerSentEvent:
         return part.event
