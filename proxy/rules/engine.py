@@ -23,6 +23,7 @@ from proxy.rules.sentences import Sentences
 from proxy.rules.spec import Rule, RuleSet
 
 MAX_SPANS_PER_RULE = 8
+SET_CHUNK = 64  # patterns per RE2 set; see _Compiled
 # Window for composite scores in retrieved text; a user's own prompt is scored as a whole.
 UNTRUSTED_WINDOW_CHARS = 800
 
@@ -45,7 +46,7 @@ class Hit:
 def _options() -> Any:
     options = re2.Options()
     options.case_sensitive = False
-    options.max_mem = 64 << 20
+    options.max_mem = 128 << 20
     return options
 
 
@@ -60,16 +61,22 @@ class _Compiled:
         options = _options()
         self.owners: list[Rule] = []
         self.patterns: list[Any] = []
-        self.set: Any = re2.Set.SearchSet(options)
         for rule in rules:
             for pattern in rule.patterns:
-                self.set.Add(pattern)
                 self.owners.append(rule)
                 self.patterns.append(re2.compile(pattern, options))
         self.hint_names = [name for name, _ in HINT_PATTERNS] if with_hints else []
-        for _, pattern in HINT_PATTERNS if with_hints else ():
-            self.set.Add(pattern)
-        self.set.Compile()
+        every = [p.pattern for p in self.patterns] + [p for _, p in HINT_PATTERNS if with_hints]
+        # Several small sets, not one big one: on multi-byte text the DFA of one set holding
+        # every pattern outgrows its memory budget and RE2 falls back to its (still linear,
+        # but ~30x slower) NFA. Chunks of SET_CHUNK keep each DFA small and cached.
+        self.sets: list[tuple[int, Any]] = []
+        for offset in range(0, len(every), SET_CHUNK):
+            chunk: Any = re2.Set.SearchSet(options)
+            for pattern in every[offset : offset + SET_CHUNK]:
+                chunk.Add(pattern)
+            chunk.Compile()
+            self.sets.append((offset, chunk))
 
     def match(self, text: str) -> tuple[list[tuple[Rule, int, int]], frozenset[str]]:
         """(rule, start, end) for every matching pattern, and the hints the text meets."""
@@ -77,7 +84,8 @@ class _Compiled:
             return [], frozenset()
         out: list[tuple[Rule, int, int]] = []
         found: set[str] = set()
-        for index in self.set.Match(text) or ():
+        indices = [offset + i for offset, chunk in self.sets for i in chunk.Match(text) or ()]
+        for index in indices:
             if index >= len(self.owners):
                 found.add(self.hint_names[index - len(self.owners)])
                 continue
@@ -122,6 +130,8 @@ class Engine:
         kinds = self._scan_views((compiled,), text, None, (), raw)
         both = (compiled, self._decoded_only[trust])
         self._scan_decoded(both, text, kinds, None, (), 1, [self.limits.max_total_bytes], raw)
+        if not raw:
+            return []  # the common case: nothing matched, nothing to explain
         sentences = Sentences(text)
         hits = _dedupe(raw)
         hits += self._score(hits, trust, len(text))

@@ -106,6 +106,25 @@ def _lookalike(ch: str) -> str | None:
     return _confusables().get(ch) if not ch.isascii() else None
 
 
+# Characters the per-character fold may change even in NFKC text: Latin letters with accents,
+# combining marks, Arabic vowel marks, invisible/format characters, variation selectors, tags.
+_FOLDABLE = re.compile(
+    "[\u00c0-\u024f\u1e00-\u1eff\u0300-\u036f\u064b-\u065f\u0670\ufe00-\ufe0f"
+    + "".join(sorted(_INVISIBLE))
+    + "\U000e0000-\U000e01ef]"
+)
+
+
+def _untouched(run: str) -> bool:
+    """True when folding `run` could only change case, and not its length."""
+    return (
+        unicodedata.is_normalized("NFKC", run)
+        and not unicodedata.combining(run[0])
+        and _FOLDABLE.search(run) is None
+        and len(run.lower()) == len(run)
+    )
+
+
 def _mixed_script(text: str, start: int, end: int) -> bool:
     """A non-ASCII run glued to ASCII letters is a look-alike spoof (Cyrillic "o" inside "ignore"), not a word."""
     before = start > 0 and text[start - 1].isascii() and text[start - 1].isalpha()
@@ -145,6 +164,11 @@ def normalise(text: str) -> View:
         npos += len(chunk)
         opos = run.start()
         fold_lookalikes = _mixed_script(text, run.start(), run.end())
+        if not fold_lookalikes and _untouched(run.group()):
+            lowered = run.group().lower()  # most non-Latin text: nothing to fold, keep it in step
+            parts.append(lowered)
+            npos, opos = npos + len(lowered), run.end()
+            continue
         for ch in run.group():
             rep, why = _fold(ch)
             if fold_lookalikes and len(rep) == 1 and _lookalike(rep) is not None:
