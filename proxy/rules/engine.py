@@ -106,6 +106,9 @@ class Engine:
         self._by_trust = {trust: self._compile(trust, "any", with_hints=True) for trust in Trust}
         # Rules scoped to decoded payloads never run over plain text: most texts hold none.
         self._decoded_only = {trust: self._compile(trust, "decoded") for trust in Trust}
+        # Rules about the characters normalisation removes (tag smuggling, bidi overrides) see
+        # the text exactly as received.
+        self._raw = {trust: self._compile(trust, "raw") for trust in Trust}
         self._composites = {
             trust: [r for r in ruleset.rules if trust in r.applies_to and r.score]
             for trust in Trust
@@ -116,7 +119,9 @@ class Engine:
         return _Compiled(rules, with_hints)
 
     def applies(self, trust: Trust) -> bool:
-        return bool(self._by_trust[trust].owners or self._decoded_only[trust].owners)
+        return bool(
+            self._by_trust[trust].owners or self._decoded_only[trust].owners or self._raw[trust].owners
+        )
 
     def scan(self, text: str, trust: Trust, *, include_signals: bool = False) -> list[Hit]:
         """Every emitted hit for `text` read at `trust`, composites included, in span order.
@@ -128,6 +133,9 @@ class Engine:
             return []
         raw: list[_Raw] = []
         kinds = self._scan_views((compiled,), text, None, (), raw)
+        if not text.isascii():
+            for rule, start, end in self._raw[trust].match(text)[0]:
+                raw.append((rule, start, end, ("raw",), ""))
         both = (compiled, self._decoded_only[trust])
         self._scan_decoded(both, text, kinds, None, (), 1, [self.limits.max_total_bytes], raw)
         if not raw:

@@ -39,7 +39,7 @@ class Rule:
     patterns: tuple[str, ...] = ()
     score: Score | None = None
     emit: bool = True  # False: a signal that only feeds composite scores
-    scope: str = "any"  # "decoded": matched only against decoded payloads
+    scope: str = "any"  # "decoded": only decoded payloads; "raw": the text before normalisation
     mode: str = "enforce"
     references: tuple[str, ...] = ()
     match: tuple[Example, ...] = ()
