@@ -91,10 +91,23 @@ def lint(rules_dir: Path, today: date | None = None) -> tuple[RuleSet | None, li
     return ruleset, problems
 
 
+def _ascii_boundary_misuse(pattern: str) -> bool:
+    """RE2's \\b is an ASCII word boundary: next to a non-ASCII letter it never matches."""
+    for i in range(len(pattern) - 1):
+        if pattern[i : i + 2] != "\\b" or (i and pattern[i - 1] == "\\"):
+            continue
+        neighbours = pattern[max(0, i - 1) : i] + pattern[i + 2 : i + 3]
+        if any(not c.isascii() and c.isalpha() for c in neighbours):
+            return True
+    return False
+
+
 def _pattern_problems(rule: Rule, where: str) -> list[Problem]:
     out = []
     for n, pattern in enumerate(rule.patterns):
         at = f"{where}: field 'patterns.{n}'"
+        if _ascii_boundary_misuse(pattern):
+            out.append(Problem("warning", at, "\\b next to a non-ASCII letter: RE2's \\b is ASCII-only"))
         if _NESTED.search(pattern):
             out.append(Problem("warning", at, "nested quantifier: safe under RE2, ReDoS elsewhere"))
         wide = _WIDE_COUNT.search(pattern)

@@ -108,3 +108,9 @@ def test_the_shipped_rules_lint_clean_even_in_strict_mode() -> None:
     result = runner.invoke(app, ["lint", "--strict"])
     assert result.exit_code == 0, result.output
     assert "0 warnings" in result.output
+
+
+def test_lint_warns_about_ascii_word_boundaries_next_to_other_scripts(rules_dir: Callable[..., Path]) -> None:
+    directory = rules_dir(a__yaml=RULE_FILE.format(rules=rule_yaml(pattern="'\\b\u092a\u093e\u0938\\b'")))
+    result = runner.invoke(app, ["lint", str(directory)])
+    assert result.exit_code == 0 and "ASCII-only" in result.output
