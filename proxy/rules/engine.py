@@ -1,4 +1,4 @@
-"""The pure rule engine: compiles a RuleSet into one RE2 set per trust level and scans text.
+"""The pure rule engine: compiles a RuleSet into RE2 sets per trust level and scans text.
 
 RE2 guarantees linear-time matching, so neither a hostile rule nor a hostile input can stall
 a scan. A scan matches the normalised view, the de-obfuscated view when there is one, and every
@@ -51,7 +51,7 @@ def _options() -> Any:
 
 
 class _Compiled:
-    """The patterns of the rules applying to one trust level, as one RE2 set.
+    """The patterns of the rules applying to one trust level, as a few RE2 sets.
 
     With `with_hints` the set also carries the transform pre-conditions of `hints`, so one pass
     over a segment answers both "which rules match" and "could it hold encoded runs or leet".
