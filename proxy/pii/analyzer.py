@@ -2,11 +2,12 @@
 
 Presidio lives behind this module only. It runs with the `NoOpNlpEngine` and its regex/checksum
 recognizers, so nothing is downloaded at run time (no spaCy model; the email recognizer's
-`tldextract` uses its bundled public-suffix snapshot). Run blindly, Presidio costs ~13 ms per
-2 KB here; a plain-`re` pre-filter finds the places where each entity *could* start and Presidio
+`tldextract` uses its bundled public-suffix snapshot). Run blindly, Presidio costs ~9-13 ms per
+2 KB here; a plain-`re` pre-filter finds the places where each entity *could* be and Presidio
 analyzes only those windows, for only the entities whose trigger fired. Every trigger is a
-superset of what its recognizer can match and recognizers read no context beyond a few
-characters, so the windows find exactly what the blind run finds (checked in tests and bench).
+superset of what its recognizer can match, and a window only begins and ends at a token of words
+(the phone matcher reads runs of digits and punctuation as a whole), so the windows find exactly
+what the blind run finds: checked on random and adversarial text in tests and in the bench.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ DEFAULT_THRESHOLD = 0.3
 # Characters each side of a trigger that a match may still reach (windows then widen to the next
 # whitespace, so a token is never cut). Most triggers cover their whole match already: the phone
 # recognizer, costly per candidate, gets a tight window; an IBAN trigger only sees its first 4.
-MARGINS: dict[str, tuple[int, int]] = {"IBAN_CODE": (4, 48), "PHONE_NUMBER": (4, 12)}  # (before, after)
+# Phone windows need no margin: widening to word tokens already takes in a `+`, brackets and
+# extensions ("ext 12"), all of which the phone matcher may read as part of a number.
+MARGINS: dict[str, tuple[int, int]] = {"IBAN_CODE": (4, 48), "PHONE_NUMBER": (0, 0)}  # (before, after)
 DEFAULT_MARGIN = (4, 4)
 PHONE, PHONE_SCORE = "PHONE_NUMBER", 0.4  # Presidio's PhoneRecognizer.SCORE
 # Year-first and slash-separated dates: the phone recognizer never matches them in any of its 8
@@ -92,6 +95,7 @@ class PiiAnalyzer:
         self.threshold = threshold
         self._engine: Any = None
         self._short_phone: Any = None
+        self._one_region: Any = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[int, str, frozenset[str]], tuple[tuple[str, int, int, float], ...]]
         self._cache = OrderedDict()
@@ -105,7 +109,9 @@ class PiiAnalyzer:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    self._short_phone = _short_phone_engine() if PHONE in self.entities else None
+                    if PHONE in self.entities:
+                        self._short_phone = _phone_engine(_short_regions())
+                        self._one_region = _phone_engine(("US",))
                     self._engine = _build_engine(self.entities)
         return self._engine
 
@@ -119,20 +125,40 @@ class PiiAnalyzer:
         hits = self._run(text, {e: s for e, s in triggers.items() if e != PHONE})
         phone = triggers.get(PHONE)
         if phone:
-            # The phone recognizer tries 8 regions per candidate (~40 us each): skip a candidate
-            # a stronger hit already covers (overlap resolution would drop the phone anyway) and
-            # dates it never matches; send 4-5 digit runs only to the regions that have such numbers.
-            strong = [h for h in hits if h.score > PHONE_SCORE]
-            todo = [
-                (s, e) for s, e in phone
-                if not NEVER_PHONE.fullmatch(text, s, e) and not any(h.start <= s and e <= h.end for h in strong)
-            ]
-            short = [(s, e) for s, e in todo if _digit_count(text, s, e) <= SHORT_PHONE_DIGITS]
-            long = [span for span in todo if span not in short]
-            hits += self._run(text, {PHONE: long})
-            if short and self._short_phone is not None:
-                hits += self._run(text, {PHONE: short}, self._short_phone)
+            hits += self._phones(text, phone, hits)
         return _resolve(hits)
+
+    def _phones(self, text: str, runs: list[tuple[int, int]], hits: list[PiiHit]) -> list[PiiHit]:
+        """Phone numbers. Presidio's recognizer tries 8 regions per candidate (~40 us each), so:
+        skip a run a stronger hit covers (overlap resolution would drop the phone anyway) and
+        dates it never matches; a window holding at most 5 digits goes only to the regions whose
+        numbers can be that short; a window holding one `+CC` run first tries one region (a valid
+        international number parses by its country code whatever the region). Anything else
+        gets all regions. Windows end at word tokens, so each sees what the whole text would."""
+        strong = [h for h in hits if h.score > PHONE_SCORE]
+        todo = [
+            (s, e) for s, e in runs
+            if not NEVER_PHONE.fullmatch(text, s, e) and not any(h.start <= s and e <= h.end for h in strong)
+        ]
+        found: list[PiiHit] = []
+        for lo, hi, _ in _windows(text, {PHONE: todo}):
+            digits = _digit_count(text, lo, hi)
+            inside = [(s, e) for s, e in todo if lo <= s and e <= hi]
+            if digits <= SHORT_PHONE_DIGITS and self._short_phone is not None:
+                found += self._window(self._short_phone, text, lo, hi)
+                continue
+            if len(inside) == 1 and _digit_count(text, *inside[0]) == digits and _plus_before(text, inside[0][0]):
+                s, e = inside[0]
+                one = self._window(self._one_region, text, lo, hi)
+                if any(h.start < s and h.end >= e for h in one):
+                    found += one
+                    continue
+            found += self._window(self._get(), text, lo, hi)
+        return found
+
+    def _window(self, engine: Any, text: str, lo: int, hi: int) -> list[PiiHit]:
+        return [PiiHit(entity, s + lo, e + lo, score)
+                for entity, s, e, score in self._cached(engine, text[lo:hi], frozenset({PHONE}))]
 
     def _triggers(self, text: str) -> dict[str, list[tuple[int, int]]]:
         found: dict[re.Pattern[str], list[tuple[int, int]]] = {}
@@ -145,9 +171,9 @@ class PiiAnalyzer:
                 out[entity] = found[pattern]
         return out
 
-    def _run(self, text: str, triggers: dict[str, list[tuple[int, int]]], engine: Any = None) -> list[PiiHit]:
+    def _run(self, text: str, triggers: dict[str, list[tuple[int, int]]]) -> list[PiiHit]:
         hits: list[PiiHit] = []
-        engine = engine or self._get()
+        engine = self._get()
         for start, end, entities in _windows(text, triggers):
             for entity, s, e, score in self._cached(engine, text[start:end], frozenset(entities)):
                 hits.append(PiiHit(entity, s + start, e + start, score))
@@ -197,13 +223,50 @@ def _windows(
 
 
 def _widen(text: str, lo: int, hi: int) -> tuple[int, int]:
-    """Clamp and move both edges out to whitespace, so no window cuts through a token."""
+    """Clamp, move both edges out to whitespace, then past any neighbouring token with a digit
+    or no letters: the phone matcher's results depend on where the digit-and-punctuation run
+    around a number starts, so a window may only begin or end at a token of words."""
     lo, hi = max(lo, 0), min(hi, len(text))
     while lo > 0 and not text[lo - 1].isspace():
         lo -= 1
     while hi < len(text) and not text[hi].isspace():
         hi += 1
+    while lo > 0:
+        start = end = lo
+        while start > 0 and text[start - 1].isspace():
+            start -= 1
+        end = start
+        while start > 0 and not text[start - 1].isspace():
+            start -= 1
+        if not _numberish(text[start:end]):
+            break
+        lo = start
+    while hi < len(text):
+        start = hi
+        while start < len(text) and text[start].isspace():
+            start += 1
+        end = start
+        while end < len(text) and not text[end].isspace():
+            end += 1
+        if not _numberish(text[start:end]):
+            break
+        hi = end
     return lo, hi
+
+
+# Extension markers the phone matcher reads as part of a number ("555-0132 ext 12", "x 7").
+_EXTENSION = re.compile(
+    "[,;]*(?:e?xt(?:ensi[o\u00f3]?n|n)?|\uff45?\uff58\uff54\uff4e?|\u0434\u043e\u0431|anexo"
+    "|[x\uff58#\uff03~\uff5e]|int|\uff49\uff4e\uff54)[:.\uff0e]?[,-]*",
+    re.IGNORECASE,
+)
+
+
+def _numberish(token: str) -> bool:
+    return bool(token) and (
+        any(ch.isdigit() for ch in token) or not any(ch.isalpha() for ch in token)
+        or _EXTENSION.fullmatch(token) is not None
+    )
 
 
 def _resolve(hits: Iterable[PiiHit]) -> list[PiiHit]:
@@ -220,22 +283,33 @@ def _digit_count(text: str, start: int, end: int) -> int:
     return sum(ch.isdigit() for ch in text[start:end])
 
 
-def _short_phone_engine() -> Any:
-    """A phone recognizer limited to the default regions whose valid numbers can have <= 5 digits.
+def _plus_before(text: str, start: int) -> bool:
+    """A `+` country-code prefix just before a digit run (`+1 415...`, `+(44)...`)."""
+    return "+" in text[max(start - 2, 0) : start]
+
+
+def _short_regions() -> tuple[str, ...]:
+    """The default phone regions whose valid numbers can have <= 5 digits.
 
     Every other region needs at least 6 (FR 9, US 10, GB/CA/IL 7, IN/BR 8: their metadata's
-    possible lengths), so for a 4-5 digit run this finds exactly what the full recognizer finds.
+    possible lengths), so for a 4-5 digit run these find exactly what all regions find.
     """
     from phonenumbers import PhoneMetadata
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import NoOpNlpEngine
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
-    regions = tuple(
+    return tuple(
         r for r in PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS
         if min(getattr(getattr(PhoneMetadata.metadata_for_region(r), "general_desc", None), "possible_length", (0,)))
         <= SHORT_PHONE_DIGITS
     )
+
+
+def _phone_engine(regions: tuple[str, ...]) -> Any:
+    """An analyzer holding only Presidio's phone recognizer, for the given regions."""
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
     registry = RecognizerRegistry(recognizers=[PhoneRecognizer(supported_regions=regions)],
                                   supported_languages=["en"])
     nlp = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
