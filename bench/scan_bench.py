@@ -5,6 +5,8 @@ turns, tool results as serialised records, a retrieved web page in markdown) fro
 written here, or from a JSONL corpus's `text` fields with `--corpus PATH`. Prints end-to-end
 MB/s (normalise + decode + match over every scanned segment) and the median / p99 latency the
 `injection` stage adds per request, against the targets (>= 25 MB/s, p99 <= 2 ms at 4 KB).
+With `--corpus` the conversations are as attack-dense and multilingual as that corpus: a
+worst case, not typical traffic.
 
     .venv/bin/python bench/scan_bench.py [--corpus FILE.jsonl] [--rounds N]
 """
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import random
 import statistics
 import sys
@@ -105,18 +108,26 @@ def scanned_bytes(ex: Exchange) -> int:
     return sum(len(s.text.encode()) for s in ex.conversation.segments if s.trust.value != "trusted")
 
 
-def throughput(guard: Any, bodies: list[dict[str, Any]], rounds: int) -> float:
+def throughput(guard: Any, bodies: list[dict[str, Any]], rounds: int) -> tuple[float, float]:
+    """(wall-clock MB/s, CPU-time MB/s), each the best of five passes: on a shared machine the
+    best pass is the one least disturbed by other processes (as `timeit` reports the minimum)."""
     exchanges = [Exchange(request_id="b", conversation=openai_chat.parse(b)) for b in bodies]
-    size = sum(scanned_bytes(e) for e in exchanges)
-    guard._scan(exchanges[0])  # warm the RE2 DFA caches, as a running proxy would be
-    started = time.perf_counter()
-    for _ in range(rounds):
-        for ex in exchanges:
-            guard._scan(ex)
-    return size * rounds / (time.perf_counter() - started) / 1e6
+    size = sum(scanned_bytes(e) for e in exchanges) * rounds
+    for ex in exchanges:
+        guard._scan(ex)  # warm the RE2 DFA caches, as a running proxy would be
+    best_wall = best_cpu = 0.0
+    for _ in range(5):
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(rounds):
+            for ex in exchanges:
+                guard._scan(ex)
+        best_wall = max(best_wall, size / (time.perf_counter() - wall) / 1e6)
+        best_cpu = max(best_cpu, size / max(time.process_time() - cpu, 1e-9) / 1e6)
+    return best_wall, best_cpu
 
 
 def latency(guard: Any, bodies: list[dict[str, Any]], rounds: int) -> tuple[float, float]:
+    """Median and p99 wall-clock milliseconds of the stage's `inspect` per request."""
     async def run() -> list[float]:
         samples = []
         for _ in range(rounds):
@@ -149,12 +160,13 @@ def main() -> None:
     gc.freeze()
     print(f"rule set {guard.store.live.ruleset.digest}, {len(guard.store.live.ruleset.rules)} rules, "
           f"source: {'corpus' if texts else 'synthetic'}")
-    print(f"{'size':>6} {'MB/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"{'size':>6} {'MB/s':>8} {'MB/s cpu':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for size in (4096, 65536):
         bodies = [conversation(size, rng, texts) for _ in range(50 if size == 4096 else 8)]
-        mbps = throughput(guard, bodies, args.rounds)
+        mbps, cpu_mbps = throughput(guard, bodies, args.rounds)
         p50, p99 = latency(guard, bodies, args.rounds)
-        print(f"{size // 1024:>4}KB {mbps:>8.1f} {p50:>8.3f} {p99:>8.3f}")
+        print(f"{size // 1024:>4}KB {mbps:>8.1f} {cpu_mbps:>9.1f} {p50:>8.3f} {p99:>8.3f}")
         if size == 4096:
             verdict = "ok" if mbps >= TARGET_MBPS and p99 <= TARGET_P99_MS else "MISSES TARGET"
             print(f"       4 KB targets: >= {TARGET_MBPS} MB/s, p99 <= {TARGET_P99_MS} ms: {verdict}")
