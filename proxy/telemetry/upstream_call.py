@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from proxy.model import Conversation, Exchange
 from proxy.telemetry import content
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from proxy.admission import Lease
     from proxy.telemetry.core import Telemetry
 
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
 OPERATION = "chat"  # OpenAI chat completions and Anthropic messages alike (semconv)
 _REPORTED = (  # upstream timing headers (ms) -> our attribute (s)
     ("openai-processing-ms", n.UPSTREAM_REPORTED_PROCESSING),
@@ -64,7 +66,9 @@ class UpstreamCall:
         upstream's spans still join the caller's trace.
         """
         ctx = trace.set_span_in_context(self.span) if self.span is not None else None
-        propagate.inject(headers, context=ctx)
+        # Trace context only: a caller's `baggage` is arbitrary client data, and client headers
+        # never reach the upstream unless allow-listed.
+        _TRACE_CONTEXT.inject(headers, context=ctx)
 
     def upstream_done(
         self, headers: Mapping[str, str] | None = None, *, error: str | None = None

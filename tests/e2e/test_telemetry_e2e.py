@@ -247,10 +247,13 @@ def test_failed_upstream_call_marks_the_chat_span(
 
 def test_upstream_receives_our_chat_span_as_parent(traced: Traced, sim: SimulatorHandle) -> None:
     traced.client().chat.completions.create(
-        model="sim-gpt", messages=[{"role": "user", "content": "hi"}])
-    sent = sim.stats()["last_request"]["headers"]["traceparent"]
+        model="sim-gpt", messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"baggage": "user.email=jane%40example.com", "tracestate": "vendor=abc"})
+    headers = sim.stats()["last_request"]["headers"]
     chat = one(traced.trace(), "chat sim-gpt")
-    assert sent == f"00-{CALLER_TRACE}-{chat.context.span_id:016x}-01"
+    assert headers["traceparent"] == f"00-{CALLER_TRACE}-{chat.context.span_id:016x}-01"
+    assert headers["tracestate"] == "vendor=abc"
+    assert "baggage" not in headers  # client data never rides along to the upstream
 
 
 def test_caller_trace_context_flows_even_with_tracing_off(traced_proxy: Factory,
