@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,11 +18,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from proxy.errors import ConfigError
 from proxy.evidence import report as report_mod
-from proxy.evidence.chain import Link, Problem, content_hash, sha256, verify
+from proxy.evidence.chain import Link, Problem, verify
+from proxy.evidence.export import ExportError, check_export, write_export
+from proxy.evidence.render import print_bundle
 from proxy.evidence.seal import generate_keypair, open_sealed
 from proxy.evidence.store import Filters, Label, Store, open_store
 
@@ -31,8 +31,6 @@ app = typer.Typer(help="Review evidence bundles: list, show, verify, export, rep
                   no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
-TRUST_ORDER = ("trusted", "user", "untrusted")
-TRUST_COLOUR = {"trusted": "green", "user": "cyan", "untrusted": "yellow"}
 
 
 def default_store() -> str:
@@ -114,7 +112,7 @@ def show(
     if as_json:
         typer.echo(json.dumps(b, indent=2, ensure_ascii=False))
         return
-    _print_bundle(b)
+    print_bundle(out, b)
 
 
 def _reveal(b: dict[str, Any], key: Path | None) -> None:
@@ -130,59 +128,6 @@ def _reveal(b: dict[str, Any], key: Path | None) -> None:
         err.print(f"[red]error[/red] {exc.message}")
         raise typer.Exit(2) from exc
     typer.echo(json.dumps(opened, indent=2, ensure_ascii=False))
-
-
-def _print_bundle(b: dict[str, Any]) -> None:
-    out.print(f"[bold]{b['id']}[/bold]  seq {b.get('seq')}  {b['time']}  kept: {b['kept']['reason']}")
-    out.print(f"request {b.get('request_id')}  trace {b.get('trace_id') or '-'}  client {b.get('client')}  "
-              f"{b.get('provider')}/{b.get('model')}  stream={b.get('stream')}  action [bold]{b.get('action')}[/bold]")
-    by_segment: dict[int, list[dict[str, Any]]] = {}
-    for f in b.get("findings", []):
-        by_segment.setdefault(f["segment_index"], []).append(f)
-    for trust in TRUST_ORDER:
-        segs = [s for s in b.get("segments", []) if s["trust"] == trust]
-        if not segs:
-            continue
-        colour = TRUST_COLOUR[trust]
-        out.rule(f"[{colour}]{trust}[/{colour}] ({len(segs)})")
-        for s in segs:
-            prov = s.get("provenance") or {}
-            where = " ".join(x for x in (prov.get("kind"), prov.get("source"), prov.get("tool_call_id")) if x)
-            digest = f"  source {s['source_sha256']}" if s.get("source_sha256") else ""
-            out.print(f"[{colour}]#{s['index']} {s['role']}[/{colour}] ({where}){digest}")
-            out.print("  " + _highlight(s["text"], by_segment.get(s["index"], [])))
-            for f in by_segment.get(s["index"], []):
-                out.print(f"  [red]▲ {f['severity']} {f['rule_id']}[/red] ({f['vector']}, {f['mode']}, "
-                          f"{'+'.join(f['decoding'])}) span {f['span']}: {escape(f.get('excerpt') or '')}")
-    o = b.get("output") or {}
-    out.rule("output")
-    out.print(escape(o.get("text") or ""))
-    for c in o.get("tool_calls") or []:
-        tag = "[red]WITHHELD[/red]" if c.get("withheld") else "delivered"
-        out.print(f"  tool call {c['name']} ({tag}) {escape(c.get('arguments') or '')}")
-    for f in [f for f in b.get("findings", []) if f.get("phase") == "output"]:
-        out.print(f"  [red]▲ {f['severity']} {f['rule_id']}[/red]: {escape(f.get('excerpt') or '')}")
-    out.rule("decisions")
-    for d in b.get("decisions", []):
-        out.print(f"{d['stage']}: [bold]{d['action']}[/bold] {d.get('severity') or ''} "
-                  f"{'; '.join(d.get('reasons') or [])} removed={d.get('tools_removed')} "
-                  f"blocked={d.get('calls_blocked')}")
-    out.print(f"blast radius: {escape(json.dumps(b.get('blast_radius')))}")
-    t = b.get("timings") or {}
-    out.rule("timings (ms)")
-    out.print(", ".join(f"{k} {v}" for k, v in t.items() if k != "stages_ms" and v is not None))
-    out.print(", ".join(f"{k} {v}" for k, v in (t.get("stages_ms") or {}).items()))
-    v = b.get("versions") or {}
-    out.print(f"versions: proxy {v.get('proxy')}, rules {v.get('ruleset')}, policy {v.get('policy')}; "
-              f"redaction {json.dumps(b.get('redaction', {}).get('placeholders'))}")
-    out.print(f"hash {b.get('hash')}  prev {b.get('prev_hash')}")
-
-
-def _highlight(text: str, findings: list[dict[str, Any]]) -> str:
-    marked = escape(text)
-    for match in sorted({f.get("match") or "" for f in findings if f.get("match")}, key=len, reverse=True):
-        marked = marked.replace(escape(match), f"[reverse red]{escape(match)}[/reverse red]")
-    return marked
 
 
 def _problem_line(p: Problem) -> str:
@@ -227,47 +172,26 @@ def export(
     store: StoreOpt = None,
 ) -> None:
     """Bundles plus a manifest of their hashes, in one zip that verifies offline."""
-    s = _open(store)
-    manifest: dict[str, Any] = {"format": "guardproxy.evidence-export/1", "store": s.location,
-                                "exported_at": datetime.now(UTC).isoformat(timespec="seconds"), "bundles": []}
-    with zipfile.ZipFile(out_file, "w", zipfile.ZIP_DEFLATED) as z:
-        for evidence_id in ids:
-            data = s.get(evidence_id)
-            if data is None:
-                err.print(f"[red]error[/red] no bundle {evidence_id}")
-                raise typer.Exit(2)
-            b = json.loads(data)
-            z.writestr(f"bundles/{evidence_id}.json", data)
-            manifest["bundles"].append({"id": evidence_id, "file": f"bundles/{evidence_id}.json",
-                                        "file_sha256": sha256(data), "hash": b["hash"],
-                                        "prev_hash": b["prev_hash"], "seq": b["seq"]})
-        z.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
-    out.print(f"exported {len(ids)} bundle(s) to {out_file}; "
+    try:
+        count = write_export(_open(store), ids, out_file)
+    except ExportError as exc:
+        err.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from exc
+    out.print(f"exported {count} bundle(s) to {out_file}; "
               f"check with: guardproxy evidence verify --export {out_file}")
 
 
 def _verify_export(path: Path) -> int:
     try:
-        with zipfile.ZipFile(path) as z:
-            manifest = json.loads(z.read("manifest.json"))
-            bad = 0
-            names = set(z.namelist())
-            for entry in manifest["bundles"]:
-                if entry["file"] not in names:
-                    err.print(f"[red]BROKEN[/red] {entry['id']}: listed in the manifest, missing from the export")
-                    bad += 1
-                    continue
-                data = z.read(entry["file"])
-                b = json.loads(data)
-                if not (sha256(data) == entry["file_sha256"] and content_hash(b) == b.get("hash") == entry["hash"]):
-                    err.print(f"[red]BROKEN[/red] {entry['id']}: file or content hash does not match the manifest")
-                    bad += 1
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        err.print(f"[red]error[/red] {path}: not an evidence export ({exc})")
+        count, problems = check_export(path)
+    except ExportError as exc:
+        err.print(f"[red]error[/red] {exc}")
         return 2
-    if bad:
+    for problem in problems:
+        err.print(f"[red]BROKEN[/red] {problem}")
+    if problems:
         return 1
-    out.print(f"OK: {len(manifest['bundles'])} bundle(s) in {path} match their manifest and content hashes")
+    out.print(f"OK: {count} bundle(s) in {path} match their manifest and content hashes")
     return 0
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from proxy.pii.windows import digit_count, plus_before, windows
+
 # Must be set before tldextract is imported (by Presidio's email recognizer): an empty list of
 # URLs makes it use the snapshot bundled in the wheel instead of fetching one on first use.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
@@ -35,13 +37,6 @@ DEFAULT_ENTITIES: tuple[str, ...] = (
     "CRYPTO",
 )
 DEFAULT_THRESHOLD = 0.3
-# Characters each side of a trigger that a match may still reach (windows then widen to the next
-# whitespace, so a token is never cut). Most triggers cover their whole match already: the phone
-# recognizer, costly per candidate, gets a tight window; an IBAN trigger only sees its first 4.
-# Phone windows need no margin: widening to word tokens already takes in a `+`, brackets and
-# extensions ("ext 12"), all of which the phone matcher may read as part of a number.
-MARGINS: dict[str, tuple[int, int]] = {"IBAN_CODE": (4, 48), "PHONE_NUMBER": (0, 0)}  # (before, after)
-DEFAULT_MARGIN = (4, 4)
 PHONE, PHONE_SCORE = "PHONE_NUMBER", 0.4  # Presidio's PhoneRecognizer.SCORE
 # Year-first and slash-separated dates: the phone recognizer never matches them in any of its 8
 # regions (checked exhaustively for every day of 1900-2099, bench/pii_bench.py --dates), and they
@@ -141,13 +136,13 @@ class PiiAnalyzer:
             if not NEVER_PHONE.fullmatch(text, s, e) and not any(h.start <= s and e <= h.end for h in strong)
         ]
         found: list[PiiHit] = []
-        for lo, hi, _ in _windows(text, {PHONE: todo}):
-            digits = _digit_count(text, lo, hi)
+        for lo, hi, _ in windows(text, {PHONE: todo}):
+            digits = digit_count(text, lo, hi)
             inside = [(s, e) for s, e in todo if lo <= s and e <= hi]
             if digits <= SHORT_PHONE_DIGITS and self._short_phone is not None:
                 found += self._window(self._short_phone, text, lo, hi)
                 continue
-            if len(inside) == 1 and _digit_count(text, *inside[0]) == digits and _plus_before(text, inside[0][0]):
+            if len(inside) == 1 and digit_count(text, *inside[0]) == digits and plus_before(text, inside[0][0]):
                 s, e = inside[0]
                 one = self._window(self._one_region, text, lo, hi)
                 if any(h.start < s and h.end >= e for h in one):
@@ -174,7 +169,7 @@ class PiiAnalyzer:
     def _run(self, text: str, triggers: dict[str, list[tuple[int, int]]]) -> list[PiiHit]:
         hits: list[PiiHit] = []
         engine = self._get()
-        for start, end, entities in _windows(text, triggers):
+        for start, end, entities in windows(text, triggers):
             for entity, s, e, score in self._cached(engine, text[start:end], frozenset(entities)):
                 hits.append(PiiHit(entity, s + start, e + start, score))
         return hits
@@ -205,70 +200,6 @@ class PiiAnalyzer:
         return _resolve([PiiHit(r.entity_type, r.start, r.end, r.score) for r in results])
 
 
-def _windows(
-    text: str, triggers: dict[str, list[tuple[int, int]]]
-) -> list[tuple[int, int, set[str]]]:
-    """Merged (start, end, entities) windows around every trigger."""
-    spans = sorted((s, e, entity) for entity, found in triggers.items() for s, e in found)
-    merged: list[tuple[int, int, set[str]]] = []
-    for s, e, entity in spans:
-        before, after = MARGINS.get(entity, DEFAULT_MARGIN)
-        lo, hi = _widen(text, s - before, e + after)
-        if merged and lo <= merged[-1][1]:
-            prev = merged[-1]
-            merged[-1] = (prev[0], max(prev[1], hi), prev[2] | {entity})
-        else:
-            merged.append((lo, hi, {entity}))
-    return merged
-
-
-def _widen(text: str, lo: int, hi: int) -> tuple[int, int]:
-    """Clamp, move both edges out to whitespace, then past any neighbouring token with a digit
-    or no letters: the phone matcher's results depend on where the digit-and-punctuation run
-    around a number starts, so a window may only begin or end at a token of words."""
-    lo, hi = max(lo, 0), min(hi, len(text))
-    while lo > 0 and not text[lo - 1].isspace():
-        lo -= 1
-    while hi < len(text) and not text[hi].isspace():
-        hi += 1
-    while lo > 0:
-        start = end = lo
-        while start > 0 and text[start - 1].isspace():
-            start -= 1
-        end = start
-        while start > 0 and not text[start - 1].isspace():
-            start -= 1
-        if not _numberish(text[start:end]):
-            break
-        lo = start
-    while hi < len(text):
-        start = hi
-        while start < len(text) and text[start].isspace():
-            start += 1
-        end = start
-        while end < len(text) and not text[end].isspace():
-            end += 1
-        if not _numberish(text[start:end]):
-            break
-        hi = end
-    return lo, hi
-
-
-# Extension markers the phone matcher reads as part of a number ("555-0132 ext 12", "x 7").
-_EXTENSION = re.compile(
-    "[,;]*(?:e?xt(?:ensi[o\u00f3]?n|n)?|\uff45?\uff58\uff54\uff4e?|\u0434\u043e\u0431|anexo"
-    "|[x\uff58#\uff03~\uff5e]|int|\uff49\uff4e\uff54)[:.\uff0e]?[,-]*",
-    re.IGNORECASE,
-)
-
-
-def _numberish(token: str) -> bool:
-    return bool(token) and (
-        any(ch.isdigit() for ch in token) or not any(ch.isalpha() for ch in token)
-        or _EXTENSION.fullmatch(token) is not None
-    )
-
-
 def _resolve(hits: Iterable[PiiHit]) -> list[PiiHit]:
     """One hit per place: the higher score (then the longer span) wins an overlap."""
     ranked = sorted(hits, key=lambda h: (-h.score, -(h.end - h.start), h.start, h.entity))
@@ -277,15 +208,6 @@ def _resolve(hits: Iterable[PiiHit]) -> list[PiiHit]:
         if not any(hit.start < k.end and k.start < hit.end for k in kept):
             kept.append(hit)
     return sorted(kept, key=lambda h: (h.start, h.entity))
-
-
-def _digit_count(text: str, start: int, end: int) -> int:
-    return sum(ch.isdigit() for ch in text[start:end])
-
-
-def _plus_before(text: str, start: int) -> bool:
-    """A `+` country-code prefix just before a digit run (`+1 415...`, `+(44)...`)."""
-    return "+" in text[max(start - 2, 0) : start]
 
 
 def _short_regions() -> tuple[str, ...]:
