@@ -162,7 +162,8 @@ def anthropic_error_body(error: GuardProxyError, request_id: str | None = None) 
     if error.error_type in _OWN_TYPES:
         kind = error.error_type
     else:
-        kind = _ANTHROPIC_TYPE_BY_STATUS.get(error.status_code, "api_error")
+        fallback = "invalid_request_error" if error.status_code < 500 else "api_error"
+        kind = _ANTHROPIC_TYPE_BY_STATUS.get(error.status_code, fallback)
     err: dict[str, Any] = {"type": kind, "message": error.message, "code": error.code}
     if error.param is not None:
         err["param"] = error.param

@@ -66,7 +66,7 @@ class ChatRelay:
         content = raw if body is exchange.conversation.raw else json.dumps(body).encode()
         headers = self.upstream.headers(client_headers, has_body=True, provider=provider.name)
         lease = await self.admission.admit(exchange) if self.admission is not None else None
-        call = self.telemetry.upstream_call(exchange, self.upstream.base_url, lease)
+        call = self.telemetry.upstream_call(exchange, self.upstream.base_for(provider.name), lease)
         call.inject(headers)  # traceparent: the upstream's own spans join this trace
         sent = time.perf_counter()
         try:

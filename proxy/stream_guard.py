@@ -10,6 +10,7 @@ reason, never a cut connection. Records go through the pipeline, the Exchange's 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ from httpx_sse import ServerSentEvent
 
 from proxy.guards.base import StreamingGuard
 from proxy.holdback import Inspecting, Stop, TextGate
-from proxy.model import Action, Decision, Exchange, Phase, Verdict, VerdictKind
+from proxy.model import Action, Decision, Exchange, Phase, ToolCall, Verdict, VerdictKind
 from proxy.pipeline import Pipeline, Stage
 from proxy.providers.base import Part, PartKind, StreamCodec
 
@@ -47,6 +48,9 @@ class StreamSession:
     _others: list[Stage] = field(default_factory=list)
     _started: float = field(default_factory=time.perf_counter)
     _first_text_ms: float | None = None
+    _sent: list[str] = field(default_factory=list)  # text the client got, notices included
+    _calls_out: list[ToolCall] | None = None  # tool calls the client got; None: the upstream's
+    _dropped_chars: int = 0  # model text held behind tool calls and dropped at a stop or fault
 
     def __post_init__(self) -> None:
         for stage in self.pipeline.stages:
@@ -95,6 +99,7 @@ class StreamSession:
     def _text(self, part: Part) -> list[ServerSentEvent]:
         gate = self._gate(part.channel)
         if gate is None:
+            self._sent.append(part.text)
             return [self._mark_text(self.codec.encode(part))]
         self._last_text[part.channel] = part
         released = gate.feed(part.text)
@@ -102,6 +107,7 @@ class StreamSession:
             return self._stop(gate.stopped)
         if not released:
             return []
+        self._sent.append(released)
         # Most deltas leave whole and unchanged: relay the upstream's own bytes, no re-encoding.
         event = self.codec.encode(part) if released == part.text else self.codec.text_event(part, released)
         return [self._mark_text(event)]
@@ -111,6 +117,7 @@ class StreamSession:
         for channel, gate in self._gates.items():
             released = gate.flush()
             if released:
+                self._sent.append(released)
                 out.append(self._mark_text(self.codec.text_event(self._last_text[channel], released)))
         return out
 
@@ -153,10 +160,14 @@ class StreamSession:
             if self.stopped is not None:
                 return out
         if not transformed:
+            self._calls_out = list(self.codec.output().tool_calls)
             return [*out, *self._flush(), self.codec.encode(finish)]
         out.extend(self._flush())
+        self._calls_out = list(output.tool_calls)
         out.extend(self.codec.tool_events(output.tool_calls))
-        out.extend(self.codec.notice_events(_appended(self.codec.output().text, output.text)))
+        notice = _appended(self.codec.output().text, output.text)
+        self._sent.append(notice)
+        out.extend(self.codec.notice_events(notice))
         out.append(self.codec.finish_event(finish, output))
         return out
 
@@ -170,20 +181,27 @@ class StreamSession:
 
     def _stop(self, stop: Stop) -> list[ServerSentEvent]:
         self.stopped = stop
-        self._held = None
-        sent_text = any(g.sent for g in self._gates.values())
-        notice = ("\n\n" if sent_text else "") + NOTICE.format(reason=stop.reason)
+        self._drop_held()
+        notice = ("\n\n" if "".join(self._sent) else "") + NOTICE.format(reason=stop.reason)
+        self._sent.append(notice)
         return self.codec.end_blocked(stop.reason, notice)
 
     def abort(self) -> None:
         """The upstream failed mid-stream: whatever is held is dropped, never sent unchecked."""
-        self._held = None
+        self._drop_held()
         self.stopped = self.stopped or Stop("upstream", "the upstream stream failed")
+
+    def _drop_held(self) -> None:
+        if self._calls_out is None and (self._held is not None or self._others):
+            self._calls_out = []  # calls are held for judging: none had left yet
+        self._dropped_chars += sum(len(p.text) for p in self._held or () if p.kind is PartKind.TEXT)
+        self._held = None
 
     async def finish(self, outcome: str) -> None:
         """Close the inspectors, run the remaining output stages, and record what was sent."""
         exchange = self.exchange
-        exchange.output = self.codec.output()
+        upstream = self.codec.output()
+        exchange.output = upstream
         for gate in self._gates.values():
             for entry in gate.close():
                 self._record(entry)
@@ -192,21 +210,35 @@ class StreamSession:
             self.pipeline.record(exchange, "stream", Phase.OUTPUT, Verdict(VerdictKind.BLOCK, decision=decision))
         if not self._checked and self._others:
             await self.check_output()  # records only: the bytes have left
-        withheld = sum(g.held_chars for g in self._gates.values())
+        # The evidence shows what the client received as the output, and what the model said apart.
+        sent = "".join(self._sent)
+        delivered = dataclasses.replace(
+            upstream, text=sent,
+            tool_calls=tuple(self._calls_out) if self._calls_out is not None else upstream.tool_calls,
+            finish_reason=_STOPPED.get(exchange.conversation.provider, "stop") if outcome == "stopped"
+            else upstream.finish_reason,
+        )
+        if delivered != upstream:
+            exchange.attributes.setdefault("upstream_output", upstream)
+        exchange.output = delivered
         exchange.attributes["stream"] = {
             "outcome": outcome,  # complete | stopped | upstream_error
             "stopped_by": self.stopped.stage if self.stopped and outcome == "stopped" else None,
             "reason": self.stopped.reason if self.stopped and outcome == "stopped" else None,
-            "sent_text": "".join("".join(g.sent) for g in self._gates.values()) if self._gates else None,
-            "withheld_chars": withheld,
+            "sent_text": sent,
+            "withheld_chars": sum(g.held_chars for g in self._gates.values()) + self._dropped_chars,
             "events_sent": self.events_sent,
             "first_text_ms": self._first_text_ms,
         }
+
 
     def _record(self, entry: Inspecting) -> None:
         verdict = entry.verdict or Verdict()
         status = entry.status
         self.pipeline.record(self.exchange, entry.stage, Phase.OUTPUT, verdict, status=status, detail=entry.detail)
+
+
+_STOPPED = {"openai": "content_filter", "anthropic": "refusal"}  # the stop reason the client saw
 
 
 def _appended(upstream: str, final: str) -> str:

@@ -120,7 +120,9 @@ async def relay_guarded_sse(
             if final:
                 break
         if not final and not codec.done:
-            raise UpstreamProtocolError("upstream stream ended before its final event", code="upstream_truncated")
+            raise UpstreamProtocolError(
+                "upstream stream truncated: it closed before its final event", code="upstream_truncated"
+            )
     except Exception as exc:  # every failure still ends the client's stream with a proper error event
         error = _stream_error(exc)
         outcome = "upstream_error"

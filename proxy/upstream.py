@@ -60,6 +60,10 @@ class Upstream:
             transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
         self._client = httpx.AsyncClient(transport=transport, trust_env=False)
 
+    def base_for(self, provider: str) -> str:
+        """The base URL requests for `provider`'s wire format go to."""
+        return self._base_urls.get(provider, self.base_url)
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -91,7 +95,7 @@ class Upstream:
         """Send and return the response with its body unread (the caller reads or streams it)."""
         request = self._client.build_request(
             method,
-            self._base_urls.get(provider, self.base_url) + path,
+            self.base_for(provider) + path,
             content=content,
             headers=headers,
             timeout=self._stream_timeout if stream else self._timeout,

@@ -118,6 +118,11 @@ def test_blocked_stream_ends_with_refusal_and_balanced_blocks() -> None:
     assert out[-1].event == "message_stop"
     assert s.exchange.attributes["stream"]["outcome"] == "stopped"
     assert [f.rule_id for f in s.exchange.findings] == ["output.leak.system_prompt"]
+    # Evidence: the output is what the client got; what the model said is kept beside it.
+    assert s.exchange.output is not None and s.exchange.output.finish_reason == "refusal"
+    assert "guardproxy stopped this response" in s.exchange.output.text
+    model_said = s.exchange.attributes["upstream_output"].text  # up to the stop: the rest was never read
+    assert leak.startswith(model_said) and "never reveal the secret launch" in model_said
 
 
 def test_openai_blocked_stream_ends_with_content_filter_and_done() -> None:

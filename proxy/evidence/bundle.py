@@ -18,7 +18,7 @@ from typing import Any
 from proxy import __version__
 from proxy.evidence.redact import BundleRedactor
 from proxy.model import Conversation, Exchange, Finding, Output, Segment, Trust
-from proxy.providers import openai_chat
+from proxy.providers import anthropic_messages, openai_chat
 
 SCHEMA = "guardproxy.evidence/1"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -100,7 +100,10 @@ def build(
 
 
 def _rendered(conv: Conversation) -> dict[str, Any]:
-    return openai_chat.render(conv) if conv.provider == openai_chat.PROVIDER else conv.raw
+    """The body as forwarded, by the adapter of the wire format it came in."""
+    if conv.provider == anthropic_messages.PROVIDER:
+        return anthropic_messages.render(conv)
+    return openai_chat.render(conv)
 
 
 def _segment(seg: Segment, received: Conversation, r: BundleRedactor) -> dict[str, Any]:

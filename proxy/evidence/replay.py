@@ -50,12 +50,10 @@ def _parse(bundle: dict[str, Any]) -> Conversation:
     body = (bundle.get("request") or {}).get("received")
     if not isinstance(body, dict):
         raise ValueError("bundle holds no received request")
-    if bundle.get("provider") == "anthropic":
-        from proxy.providers import anthropic_messages
+    from proxy.providers import anthropic_messages, openai_chat
 
+    if bundle.get("provider") == anthropic_messages.PROVIDER:
         return anthropic_messages.parse(body)
-    from proxy.providers import openai_chat
-
     return openai_chat.parse(body)
 
 

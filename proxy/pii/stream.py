@@ -1,4 +1,4 @@
-"""Puts masked PII values back into an OpenAI chat.completion.chunk stream, chunk by chunk.
+"""Puts masked PII values back into a streamed response, chunk by chunk.
 
 One `StreamRestorer` per channel (the text, and each tool call's arguments), so a placeholder
 split across two chunks is still restored; whatever is held back is released on the chunk that
@@ -31,6 +31,8 @@ class ChunkRestorer:
             chunk = json.loads(data)
         except json.JSONDecodeError:
             return data
+        if isinstance(chunk, dict) and chunk.get("type") == "content_block_delta":
+            return self._anthropic(chunk)
         if not isinstance(chunk, dict) or not chunk.get("choices"):
             return data
         self._last = {k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk}
@@ -38,6 +40,16 @@ class ChunkRestorer:
             if choice.get("index", 0) == 0:
                 self._rewrite(choice)
         return json.dumps(chunk, ensure_ascii=False)
+
+    def _anthropic(self, event: dict[str, Any]) -> str:
+        # Anthropic events cannot carry held-back text past `content_block_stop`, so placeholders
+        # are restored within each delta only; one split across deltas reaches the client as the
+        # placeholder (never as another value): a cosmetic miss, not a leak.
+        delta = event.get("delta") or {}
+        for key in ("text", "partial_json"):
+            if isinstance(delta.get(key), str):
+                delta[key] = self.vault.restore(delta[key])
+        return json.dumps(event, ensure_ascii=False)
 
     def _rewrite(self, choice: dict[str, Any]) -> None:
         delta = choice.get("delta") or {}

@@ -57,14 +57,42 @@ def render(conv: Conversation) -> dict[str, Any]:
     body = conv.raw
     changes = jsonpath.text_changes(conv)
     tools_changed = [t.name for t in conv.tools] != [t.get("name") for t in body.get("tools") or ()]
-    if not changes and not tools_changed:
+    added = [s for s in conv.segments if s.location is None]
+    if not changes and not tools_changed and not added:
         return body
     body = copy.deepcopy(body)
     for path, text in changes:
         jsonpath.put(body, path, text)
     if tools_changed:
         _write_tools(body, conv.tools)
+    _insert_added(body, added)
     return body
+
+
+def _insert_added(body: dict[str, Any], added: list[Segment]) -> None:
+    """Put segments a guard added where Anthropic can carry them.
+
+    Operator text (system/developer role, e.g. a segregation notice) goes first in `system`;
+    anything else (e.g. untrusted text moved out of the system prompt) opens the first user turn,
+    as text blocks in order, so the conversation still starts with the user and alternates.
+    """
+    operator = [s.text for s in added if s.role in ("system", "developer")]
+    others = [{"type": "text", "text": s.text} for s in added if s.role not in ("system", "developer") and s.text]
+    if operator:
+        notice = "\n\n".join(operator)
+        system = body.get("system")
+        if isinstance(system, list):
+            body["system"] = [{"type": "text", "text": notice}, *system]
+        else:
+            body["system"] = notice + ("\n\n" + system if system else "")
+    if others:
+        first = next((m for m in body["messages"] if m.get("role") == "user"), None)
+        if first is None:
+            body["messages"].insert(0, {"role": "user", "content": others})
+        else:
+            content = first["content"]
+            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            first["content"] = [*others, *blocks]
 
 
 def is_unchanged(conv: Conversation) -> bool:

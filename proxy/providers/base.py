@@ -42,7 +42,10 @@ class Part:
 class StreamCodec(Protocol):
     """One stream's event codec. `classify` is called once per upstream event, in order."""
 
-    done: bool  # saw the wire format's final event
+    @property
+    def done(self) -> bool:
+        """Saw the wire format's final event."""
+        ...
 
     def classify(self, event: ServerSentEvent) -> Part: ...
 

@@ -6,7 +6,6 @@ the strings whose segments no longer join to the original, and `get`/`put` read 
 
 from __future__ import annotations
 
-from itertools import groupby
 from typing import Any
 
 from proxy.model import Conversation
@@ -26,10 +25,13 @@ def put(body: Any, path: Path, value: Any) -> None:
 
 def text_changes(conv: Conversation) -> list[tuple[Path, str]]:
     """(path, new string) for every string whose segments no longer join to the original."""
-    located = [s for s in conv.segments if s.location is not None]
+    parts: dict[Path, list[tuple[int, str]]] = {}
+    for s in conv.segments:  # grouped by path wherever they sit: a guard may have reordered them
+        if s.location is not None:
+            parts.setdefault(s.location.path, []).append((s.location.part, s.text))
     changes = []
-    for path, group in groupby(located, key=lambda s: s.location.path):  # type: ignore[union-attr]
-        text = "".join(s.text for s in sorted(group, key=lambda s: s.location.part))  # type: ignore[union-attr]
+    for path, pieces in parts.items():
+        text = "".join(t for _, t in sorted(pieces))
         if get(conv.raw, path) != text:
             changes.append((path, text))
     return changes

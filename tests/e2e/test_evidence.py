@@ -3,10 +3,12 @@ model and restored for the client, and nothing sensitive on disk afterwards."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -15,6 +17,7 @@ from pgtest import fresh_schema
 from servers import UPSTREAM_KEY
 
 from proxy.evidence.chain import verify
+from proxy.evidence.seal import generate_keypair, open_sealed
 from proxy.evidence.store import open_store
 from proxy.serving import ProxyHandle
 
@@ -150,3 +153,32 @@ def test_the_postgres_backend_keeps_bundles_for_every_replica(start_proxy: Proxy
         assert all(PHONE.encode() not in (store.get(i) or b"") for i in ids)
     finally:
         store.close()
+
+
+def test_anthropic_exchanges_are_kept_masked_and_restored_too(kept: ProxyHandle, evidence_dir: Path) -> None:
+    client = anthropic.Anthropic(base_url=kept.url.removesuffix("/v1"), api_key=CLIENT_KEY, max_retries=0,
+                                 timeout=10)
+    raw = client.messages.with_raw_response.create(
+        model="sim", max_tokens=64, messages=[{"role": "user", "content": f"Please repeat my address {EMAIL}"}])
+    text = "".join(b.text for b in raw.parse().content if b.type == "text")
+    assert EMAIL in text and "<EMAIL_ADDRESS_1>" not in text
+    store = open_store(evidence_dir)
+    bundle = json.loads(store.get(raw.headers["x-guardproxy-evidence-id"]) or b"{}")
+    store.close()
+    assert bundle["provider"] == "anthropic" and bundle["request"]["changed"] is True
+    assert "<EMAIL_ADDRESS_1>" in json.dumps(bundle["request"]["forwarded"]) and EMAIL not in json.dumps(bundle)
+
+
+def test_a_sealed_raw_copy_opens_only_with_the_reviewer_key(start_proxy: ProxyFactory, tmp_path: Path) -> None:
+    private, public = tmp_path / "reviewer.key", tmp_path / "reviewer.pub"
+    generate_keypair(private, public)
+    handle = start_proxy(stages=[{"name": "limits"}, PII_STAGE], evidence_dir=str(tmp_path / "ev"),
+                         evidence={"sample_rate": 0.0, "seal_public_key": str(public)})
+    raw = sdk(handle).chat.completions.with_raw_response.create(
+        model="sim", messages=[{"role": "user", "content": f"call me on {PHONE}"}])
+    store = open_store(tmp_path / "ev")
+    bundle = json.loads(store.get(raw.headers["x-guardproxy-evidence-id"]) or b"{}")
+    store.close()
+    assert PHONE not in json.dumps(bundle)
+    opened = open_sealed(bundle["sealed"], private)
+    assert PHONE in opened["segments"][0]

@@ -279,8 +279,10 @@ def test_mid_stream_fault_records_what_was_sent(start: Start, sim: SimulatorHand
     assert exc.value.body["error"]["code"] == "upstream_truncated"  # type: ignore[index]
     stream = seen[-1].attributes["stream"]
     assert stream["outcome"] == "upstream_error" and stream["sent_text"] == "".join(received)
-    upstream_text = seen[-1].output.text  # type: ignore[union-attr]
-    assert upstream_text.startswith(stream["sent_text"])  # what the upstream said and what left, both kept
+    # What the model said and what left: the evidence keeps both (one, when they are the same).
+    upstream_text = seen[-1].attributes.get("upstream_output", seen[-1].output).text
+    assert seen[-1].output.text == stream["sent_text"]  # type: ignore[union-attr]
+    assert upstream_text.startswith(stream["sent_text"])
     assert stream["withheld_chars"] == len(upstream_text) - len(stream["sent_text"])
     with pytest.raises(openai.APIError):
         sim.configure(fault="truncate", fault_count=1)

@@ -53,3 +53,16 @@ def test_chunk_restorer_restores_content_and_tool_arguments_in_openai_chunks() -
     assert args == '{"to": "jane@example.com", "cc": "<EM'  # a partial tail is released at the end
     assert out[-1] == "[DONE]"
     assert rw.tail() is None
+
+
+def test_chunk_restorer_restores_placeholders_in_anthropic_deltas() -> None:
+    vault = Vault()
+    vault.placeholder("EMAIL_ADDRESS", "jane@example.com")
+    rw = ChunkRestorer(vault)
+    text = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "to <EMAIL_ADDRESS_1>."}}
+    args = {"type": "content_block_delta", "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": '{"to": "<EMAIL_ADDRESS_1>"}'}}
+    assert json.loads(rw.chunk(json.dumps(text)))["delta"]["text"] == "to jane@example.com."
+    assert json.loads(rw.chunk(json.dumps(args)))["delta"]["partial_json"] == '{"to": "jane@example.com"}'
+    stop = json.dumps({"type": "content_block_stop", "index": 0})
+    assert rw.chunk(stop) == stop

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
 import pytest
 
 from proxy.errors import InvalidRequest, anthropic_error_body
-from proxy.model import Output, ToolCall, ToolSpec, Trust
+from proxy.model import Output, Provenance, Segment, ToolCall, ToolSpec, Trust
 from proxy.providers import anthropic_messages as am
 
 TOOLS = [
@@ -224,3 +225,19 @@ def test_anthropic_error_shape() -> None:
                   "param": "messages.0.role"},
         "request_id": "req_1",
     }
+
+
+def test_segments_a_guard_added_are_put_where_anthropic_carries_them() -> None:
+    conv = am.parse({"model": "m", "max_tokens": 9, "system": 'Rules. <untrusted source="kb">kb text</untrusted>',
+                     "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})
+    notice = Segment(0, "system", "NOTICE", Trust.TRUSTED, Provenance("guardproxy"), None)
+    moved = Segment(0, "user", "<<<DATA kb text>>>", Trust.UNTRUSTED, Provenance("marked", "kb"), None)
+    emptied = dataclasses.replace(conv.segments[1], text="")
+    out = am.render(conv.with_segments([notice, conv.segments[0], emptied, moved, *conv.segments[2:]]))
+    assert out["system"] == "NOTICE\n\nRules. "
+    assert out["messages"][0]["content"] == [{"type": "text", "text": "<<<DATA kb text>>>"},
+                                             {"type": "text", "text": "hi"}]
+    assert out["messages"][1] == {"role": "assistant", "content": "yo"}
+    listed = am.parse({**body(), "system": [{"type": "text", "text": "S"}]})
+    out = am.render(listed.with_segments([notice, *listed.segments]))
+    assert out["system"] == [{"type": "text", "text": "NOTICE"}, {"type": "text", "text": "S"}]
