@@ -134,6 +134,15 @@ class EvidenceWriter:
                 if jobs:
                     self._write(jobs)
                 self._maybe_prune()
+        except BaseException as exc:  # never leave a request awaiting a writer that is gone
+            log.exception("evidence writer stopped")
+            with self._cond:
+                self._closing = True
+                pending = list(self._durable) + list(self._background)
+                self._durable.clear()
+                self._background.clear()
+            self._fail(pending, exc)
+            raise
         finally:
             self._store.close()
 

@@ -108,3 +108,21 @@ async def test_the_writer_applies_retention_and_the_chain_still_verifies(tmp_pat
     store = open_store(tmp_path)
     assert [r.id for r in store.rows()] == [bundle["id"]] and writer.stats.pruned == 3
     assert list(verify(store.links(), store.anchor())) == []
+
+
+class BrokenStore(SlowStore):
+    def append(self, bundles: list[dict[str, Any]]) -> Any:
+        raise OSError("disk full")
+
+
+async def test_a_failed_durable_write_is_counted_and_no_id_is_handed_out(tmp_path: Path) -> None:
+    broken = BrokenStore(open_store(tmp_path))
+    recorder = EvidenceRecorder(lambda: broken)  # type: ignore[arg-type, return-value]
+    await recorder.start()
+    ex = _exchange(True)
+    recorder.begin(ex)
+    await recorder(ex)
+    await recorder.close()
+    assert ex.evidence_id is None
+    assert recorder.writer.stats.errors == 1 and "disk full" in recorder.writer.stats.last_error
+    assert "disk full" in recorder.ready()[1]
