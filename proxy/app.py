@@ -8,6 +8,7 @@ translate between HTTP and those pieces. Every response, errors included, carrie
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 import time
@@ -27,7 +28,7 @@ from proxy.body import read_json
 from proxy.errors import GuardProxyError, InvalidRequest, NotFound, anthropic_error_body
 from proxy.evidence.recorder import evidence_recorder
 from proxy.evidence.redact import BundleRedactor
-from proxy.guards.base import ExchangeObserver, Guard, Lifecycle, Readiness
+from proxy.guards.base import ChangeAnnouncer, ExchangeObserver, Guard, Lifecycle, Readiness
 from proxy.guards.registry import build_pipeline
 from proxy.model import Exchange, Timings
 from proxy.pii.analyzer import shared_analyzer
@@ -89,6 +90,9 @@ def create_app(
     )
     telemetry.watch(admission)
     guards = [stage.guard for stage in pipeline.stages]
+    for guard in guards:
+        if isinstance(guard, ChangeAnnouncer):
+            guard.subscribe(telemetry.rules_changed)  # "did the detector itself change?"
     # Guards that learn from finished exchanges (e.g. quarantine counters) watch them too.
     observers = [*observers, *(g.observe for g in guards if isinstance(g, ExchangeObserver))]
     policies = PolicyStore(settings.policy_path)
@@ -105,6 +109,10 @@ def create_app(
             stream_limits=StreamLimits(settings.stream.holdback_chars, settings.stream.max_hold_chars),
         )
         await policies.start()
+        # Start-up objects (rules, models, clients) live for the process: freezing them keeps the
+        # cyclic GC from re-scanning them on the request path (fewer p99 pauses).
+        gc.collect()
+        gc.freeze()
         if recorder is not None:
             await recorder.start()
         for guard in guards:

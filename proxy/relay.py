@@ -201,7 +201,7 @@ class _Stream(StreamingResponse):
 
 def guard_headers(exchange: Exchange) -> dict[str, str]:
     headers = {"x-guardproxy-verdict": exchange.action().value}
-    rule_ids = sorted({f.rule_id for f in exchange.findings if f.mode != "shadow"})
+    rule_ids = sorted({f.rule_id for f in exchange.findings if f.mode == "enforce"})
     if rule_ids:
         headers["x-guardproxy-findings"] = ",".join(rule_ids)
     if exchange.evidence_id:
@@ -211,7 +211,7 @@ def guard_headers(exchange: Exchange) -> dict[str, str]:
 
 def blocked_error(verdict: Verdict, exchange: Exchange) -> GuardProxyError:
     # The exchange's findings: a later stage (e.g. blast-radius escalation) may block on earlier ones.
-    rule_ids = sorted({f.rule_id for f in exchange.findings if f.mode != "shadow"})
+    rule_ids = sorted({f.rule_id for f in exchange.findings if f.mode == "enforce"})
     headers = guard_headers(exchange)
     if verdict.retry_after is not None:
         headers["retry-after"] = str(verdict.retry_after)

@@ -7,8 +7,9 @@ Raising means the guard itself failed; the pipeline then applies its failure mod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from proxy.model import Exchange, Phase, Verdict
 
@@ -95,3 +96,10 @@ class ExchangeObserver(Protocol):
     """Optional: a guard that learns from each finished exchange (called after the response)."""
 
     async def observe(self, exchange: Exchange) -> None: ...
+
+
+@runtime_checkable
+class ChangeAnnouncer(Protocol):
+    """Optional: a guard whose configuration changes at run time (hot-reloaded rules) announces it."""
+
+    def subscribe(self, hook: Callable[[dict[str, Any]], None]) -> None: ...

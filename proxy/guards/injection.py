@@ -11,7 +11,7 @@ with `detection_mode: shadow`) and suppressed ones are recorded and never change
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,14 @@ class InjectionGuard:
             error_code="injection_detected",
             message=message,
         )
+
+    def subscribe(self, hook: Callable[[dict[str, Any]], None]) -> None:
+        """Hand every rule set that goes live to `hook` (telemetry), starting with the current one."""
+        self.store.hooks.append(lambda record: hook(record.as_dict()))
+        if self.store.loaded:
+            live = self.store.live.ruleset
+            hook({"digest": live.digest, "previous": None, "files": list(live.files),
+                  "added": [], "removed": [], "changed": []})
 
     def ready(self) -> tuple[bool, str]:
         if not self.store.loaded:

@@ -71,7 +71,7 @@ class QuarantineGuard:
 
     async def observe(self, exchange: Exchange) -> None:
         """Count this exchange's enforced detections; start cool-downs past the threshold."""
-        findings = [f for f in exchange.findings if f.mode != "shadow"]
+        findings = [f for f in exchange.findings if f.mode == "enforce"]
         if not findings:
             return
         rule = (exchange.client_policy or ClientPolicy()).quarantine

@@ -51,7 +51,7 @@ class ToolScopeGuard:
         conv = exchange.conversation
         allowed = [t for t in conv.tools if client.allows(t.name)]
         removed = {t.name: "not in the client's tools" for t in conv.tools if not client.allows(t.name)}
-        findings = [f for f in exchange.findings if f.mode != "shadow"]
+        findings = [f for f in exchange.findings if f.mode == "enforce"]
         severity, escalated = _effective_severity(findings, bool(side_effecting(allowed, policy)))
         reasons = list(escalated)
         drop_why = _drop_reason(bool(conv.untrusted()), severity, client)

@@ -22,9 +22,15 @@ from proxy.policy.spec import ClientPolicy, Policy, QuarantineRule, Scope, Taint
 SCHEMA = Path(__file__).resolve().parents[2] / "rules" / "policy.schema.json"
 
 
-@lru_cache(maxsize=1)
-def _validator() -> Draft202012Validator:
-    return Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
+@lru_cache(maxsize=4)
+def _validator(schema: Path = SCHEMA) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema.read_text(encoding="utf-8")))
+
+
+def _schema_for(path: Path) -> Path:
+    """The schema beside the policy file (an installed image ships rules/ whole), else the repo's."""
+    own = path.parent / SCHEMA.name
+    return own if own.is_file() else SCHEMA
 
 
 def load_policy(path: Path) -> Policy:
@@ -35,7 +41,7 @@ def load_policy(path: Path) -> Policy:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: a policy file holds a mapping with kind: policy")
     _unbool(data)
-    yamldoc.validate(path, data, node, _validator())
+    yamldoc.validate(path, data, node, _validator(_schema_for(path)))
     defaults = data.get("defaults") or {}
     clients: dict[str, ClientPolicy] = {}
     for i, entry in enumerate(data.get("clients") or ()):

@@ -155,6 +155,22 @@ class Telemetry:
             span.set_status(Status(StatusCode.ERROR, f"shed: {event.shed_reason}"))
         span.end(end_time=event.start_ns + int(event.waited_s * 1e9))
 
+    def rules_changed(self, record: Mapping[str, object]) -> None:
+        """A rule set went live ("did the detector itself change?"): a counter and a span of its own."""
+        digest = str(record.get("digest"))
+        self.instruments.rules_changes.add(1, {n.RULES_HASH: digest})
+        if self.tracer is None:
+            return
+        attrs = {
+            n.RULES_HASH: digest,
+            n.RULES_PREVIOUS: str(record.get("previous")),
+            n.RULES_ADDED: [str(x) for x in record.get("added") or ()],  # type: ignore[attr-defined]
+            n.RULES_REMOVED: [str(x) for x in record.get("removed") or ()],  # type: ignore[attr-defined]
+            n.RULES_CHANGED: [str(x) for x in record.get("changed") or ()],  # type: ignore[attr-defined]
+            n.RULES_FILES: [str(x) for x in record.get("files") or ()],  # type: ignore[attr-defined]
+        }
+        self.tracer.start_span(n.SPAN_RULES_CHANGE, kind=SpanKind.INTERNAL, attributes=attrs).end()
+
     def upstream_call(self, exchange: Exchange, base_url: str, lease: Lease | None) -> UpstreamCall:
         """Start the `chat {model}` CLIENT span; call right before the request is sent."""
         return UpstreamCall(self, exchange, base_url, lease)

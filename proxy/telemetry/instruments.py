@@ -57,6 +57,7 @@ class Instruments:
             n.M_TOOLS_WITHHELD, unit="{call}", description="Tool calls withheld by the scope policy"
         )
         self.shed = c(n.M_SHED, unit="{request}", description="Requests shed by admission control")
+        self.rules_changes = c(n.M_RULES_CHANGES, unit="{change}", description="Rule sets that went live")
         # Gauges read the limiters on collection: no cost on the request path.
         meter.create_observable_up_down_counter(
             n.M_QUEUE_DEPTH, callbacks=[_callback(depth)], unit="{request}",
