@@ -75,6 +75,9 @@ class StreamSession:
         kind = part.kind
         if kind is PartKind.PING:
             return [self.codec.encode(part)]
+        if kind is PartKind.ERROR:
+            self.abort()  # held text and calls stay unsent; the caller relays the error event last
+            return []
         if self._held is not None and kind not in (PartKind.FINISH, PartKind.DONE):
             self._held.append(part)
             return []

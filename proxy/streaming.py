@@ -111,7 +111,11 @@ async def relay_guarded_sse(
                 exchange.timings.ttft_ms = (time.perf_counter() - sent) * 1000
             part = codec.classify(event)
             out = await session.process(part)
-            if session.stopped is not None:
+            if part.kind is PartKind.ERROR:
+                # The upstream's own error event ends the stream; it is relayed as it came.
+                outcome, final = "upstream_error", [codec.encode(part)]
+                exchange.attributes["stream_error"] = "upstream_error_event"
+            elif session.stopped is not None:
                 outcome, final, out = "stopped", out[-1:], out[:-1]
             elif part.kind is PartKind.DONE:
                 final = [codec.encode(part)]

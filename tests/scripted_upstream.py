@@ -25,6 +25,7 @@ class Script:
     chunk: int = 1  # characters per streamed text event
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     token_ms: float = 0.0
+    error_after: int | None = None  # send the wire format's own error event after this many events
     last_body: dict[str, Any] | None = None
 
 
@@ -79,9 +80,11 @@ class ScriptedUpstream:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
-    async def _send(self, request: web.Request, events: list[bytes]) -> web.StreamResponse:
+    async def _send(self, request: web.Request, events: list[bytes], error: bytes = b"") -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        if self.script.error_after is not None:
+            events = [*events[: self.script.error_after], error]
         for event in events:
             await response.write(event)
             if self.script.token_ms:
@@ -101,7 +104,9 @@ class ScriptedUpstream:
                                               body["model"])[:-1]
             chunks = text_chunks + chunks
         events = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks]
-        return await self._send(request, [*events, b"data: [DONE]\n\n"])
+        error = {"error": {"message": "Overloaded", "type": "server_error", "param": None, "code": "overloaded"}}
+        return await self._send(request, [*events, b"data: [DONE]\n\n"],
+                                b"data: " + json.dumps(error).encode() + b"\n\n")
 
     async def _anthropic(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -117,4 +122,5 @@ class ScriptedUpstream:
             text = anthropic_api.stream_events(replies.Reply(reply.id, reply.text, reply.tokens, (), 1, 1), "m")
             tool_blocks = [dict(e, index=e["index"] + 1) if "index" in e else e for e in events[1:-2]]
             events = [events[0], *text[1:-2], *tool_blocks, *events[-2:]]
-        return await self._send(request, [anthropic_api.sse_event(e) for e in events])
+        error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        return await self._send(request, [anthropic_api.sse_event(e) for e in events], anthropic_api.sse_event(error))

@@ -151,6 +151,7 @@ class AnthropicCodec:
             "message_delta": PartKind.FINISH,
             "message_stop": PartKind.DONE,
             "ping": PartKind.PING,
+            "error": PartKind.ERROR,
         }.get(str(kind), PartKind.PASS)
 
     # --- what goes to the client ------------------------------------------------------------------

@@ -27,6 +27,7 @@ class PartKind(StrEnum):
     FINISH = "finish"  # the model's turn ends (finish_reason / message_delta): calls are checked
     DONE = "done"  # the stream's last event ([DONE] / message_stop)
     PING = "ping"  # keep-alive: order-free, never held
+    ERROR = "error"  # the upstream's own error event: it ends the stream, relayed as the last event
     PASS = "pass"  # anything else: relayed in order
 
 

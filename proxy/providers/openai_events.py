@@ -43,6 +43,8 @@ class OpenAICodec:
             return Part(PartKind.DONE, event)
         if chunk is None:
             return Part(PartKind.PASS, event)
+        if "error" in chunk and "choices" not in chunk:
+            return Part(PartKind.ERROR, event, chunk)
         self._last = chunk
         kind, channel, text = PartKind.PASS, 0, ""
         for choice in chunk.get("choices") or ():

@@ -299,3 +299,27 @@ def test_sse_framing_of_a_stopped_anthropic_stream(block_proxy: serving.ProxyHan
     assert names[0] == "message_start" and names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
     starts, stops = names.count("content_block_start"), names.count("content_block_stop")
     assert starts == stops == 1
+
+
+def test_upstream_error_event_mid_stream_is_relayed_and_recorded(start: Start, scripted: ScriptedUpstream) -> None:
+    seen: list[Exchange] = []
+
+    async def observe(exchange: Exchange) -> None:
+        seen.append(exchange)
+
+    proxy = start(LEAK, observers=[observe])
+    scripted.script.text = "one two three four five six"
+    scripted.script.chunk = 4
+    scripted.script.error_after = 5  # message_start, block start, ping, two deltas
+    received: list[str] = []
+    with pytest.raises(anthropic.APIStatusError) as exc, ant(proxy).messages.stream(
+            model="m", max_tokens=64, messages=[{"role": "user", "content": "x"}]) as s:
+        received.extend(s.text_stream)
+    assert exc.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+    assert "".join(received) == seen[-1].attributes["stream"]["sent_text"]
+    assert seen[-1].attributes["stream"]["outcome"] == "upstream_error"
+    scripted.script.error_after = 4  # role chunk, three text chunks
+    with pytest.raises(openai.APIError, match="Overloaded"):
+        oai_stream(proxy)
+    assert len(seen) == 2 and seen[-1].conversation.provider == "openai"
+    assert seen[-1].attributes["stream_error"] == "upstream_error_event"
