@@ -38,6 +38,18 @@ _LEET_CHARS = re.compile(r"[013457@$]")
 _SPACED = re2.compile(r"\b(?:[a-z][ ._*\-]){3,}[a-z]\b")
 
 
+def _unescape_breaks(text: str) -> str:
+    """Literal line-break escapes (JSON / YAML tool results) read as the breaks they stand for.
+
+    "...reduce\\n\\nIgnore your..." has no word boundary before "Ignore" and no sentence
+    break for the rules' gaps to stop at. Each two-character escape becomes a space and the
+    control character it names: the same length, so spans need no map.
+    """
+    if "\\" not in text:
+        return text
+    return text.replace("\\n", " \n").replace("\\r", " \r").replace("\\t", "  ")
+
+
 @dataclass(frozen=True, slots=True)
 class View:
     """One text a rule set is matched against, and the chain of maps back to the original."""
@@ -154,7 +166,8 @@ def fold_pattern(pattern: str) -> str:
 def normalise(text: str) -> View:
     """The primary view of `text`."""
     if text.isascii():
-        return View(text.lower(), ())  # lower() keeps ASCII length: spans are identical
+        # lower() keeps ASCII length, and so does unescaping: spans are identical
+        return View(_unescape_breaks(text.lower()), ())
     omap = OffsetMap()
     parts: list[str] = []
     npos = opos = 0
@@ -184,7 +197,7 @@ def normalise(text: str) -> View:
             parts.append(rep)
             npos, opos = npos + len(rep), opos + 1
     parts.append(text[opos:].lower())
-    return View("".join(parts), (omap,) if omap.ns else ())
+    return View(_unescape_breaks("".join(parts)), (omap,) if omap.ns else ())
 
 
 def deobfuscate(view: View, found: frozenset[str] | None = None) -> View | None:
