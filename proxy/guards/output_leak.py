@@ -1,7 +1,7 @@
 """The output_leak stage: system-prompt leakage, canary tokens and exfiltration beacons in output.
 
-Input phase (only with `canary: true`): plants a per-request canary token in the first trusted
-(system) text; the token is an HMAC of the request id under a per-process key, so the output side
+Input phase (only with `canary: true`): plants a per-request canary token as an operator segment
+after the trusted (system) text; the token is an HMAC of the request id under a per-process key, so the output side
 recomputes it and nothing is stored. Output phase: scans the answer, streamed (a per-stream
 inspector the hold-back gate drives) or whole; each finding kind's action is one of
 tag | redact | block (options.actions). Redact replaces the span in flight; block ends the stream
@@ -32,6 +32,8 @@ from proxy.model import (
     Finding,
     Output,
     Phase,
+    Provenance,
+    Segment,
     Severity,
     Trust,
     Vector,
@@ -90,17 +92,22 @@ class OutputLeakGuard:
         if not self.canary:
             return Verdict()
         conv = exchange.conversation
-        system = next((s for s in conv.segments if s.trust is Trust.TRUSTED and s.location is not None), None)
-        if system is None:
+        trusted = [s for s in conv.segments if s.trust is Trust.TRUSTED and s.location is not None]
+        if not trusted:
             return Verdict()  # no system prompt, nothing to leak
-        text = system.text + CANARY_LINE.format(token=self.canary_token(exchange))
-        return Verdict(VerdictKind.TRANSFORM, conversation=conv.with_text(system.index, text))
+        # Its own operator segment after the system text, never edited into it: the client's
+        # system blocks (and any prompt-cache breakpoint on them) reach the upstream unchanged.
+        canary = Segment(0, "system", CANARY_LINE.format(token=self.canary_token(exchange)).strip(), Trust.TRUSTED,
+                         Provenance("guardproxy", "canary"), None)
+        at = trusted[-1].index + 1
+        segments = [*conv.segments[:at], canary, *conv.segments[at:]]
+        return Verdict(VerdictKind.TRANSFORM, conversation=conv.with_segments(segments))
 
     def stream_inspector(self, exchange: Exchange) -> LeakInspector:
         # The trusted text as the model saw it, minus the canary line (the token is its own check).
         token = self.canary_token(exchange) if self.canary else None
-        trusted = [s.text.replace(CANARY_LINE.format(token=token), "") if token else s.text
-                   for s in exchange.conversation.segments if s.trust is Trust.TRUSTED]
+        trusted = [s.text for s in exchange.conversation.segments
+                   if s.trust is Trust.TRUSTED and s.provenance.kind != "guardproxy"]
         return LeakInspector(self, token, OverlapScan(trusted, self.min_words), BeaconScan(self.allowed_hosts))
 
 

@@ -72,9 +72,10 @@ def render(conv: Conversation) -> dict[str, Any]:
 def _insert_added(body: dict[str, Any], added: list[Segment]) -> None:
     """Put segments a guard added where Anthropic can carry them.
 
-    Operator text (system/developer role, e.g. a segregation notice) goes first in `system`;
-    anything else (e.g. untrusted text moved out of the system prompt) opens the first user turn,
-    as text blocks in order, so the conversation still starts with the user and alternates.
+    Operator text (system/developer role: a segregation notice, a canary) goes last in `system`,
+    as its own block when `system` is a list, so the client's blocks and any prompt-cache
+    breakpoint on them stay as sent; anything else (e.g. untrusted text moved out of the system
+    prompt) opens the first user turn, as text blocks in order, so the turns still alternate.
     """
     operator = [s.text for s in added if s.role in ("system", "developer")]
     others = [{"type": "text", "text": s.text} for s in added if s.role not in ("system", "developer") and s.text]
@@ -82,9 +83,9 @@ def _insert_added(body: dict[str, Any], added: list[Segment]) -> None:
         notice = "\n\n".join(operator)
         system = body.get("system")
         if isinstance(system, list):
-            body["system"] = [{"type": "text", "text": notice}, *system]
+            body["system"] = [*system, {"type": "text", "text": notice}]
         else:
-            body["system"] = notice + ("\n\n" + system if system else "")
+            body["system"] = (system + "\n\n" if system else "") + notice
     if others:
         first = next((m for m in body["messages"] if m.get("role") == "user"), None)
         if first is None:

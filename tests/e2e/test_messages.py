@@ -222,8 +222,8 @@ def test_default_pipeline_withholds_the_injected_call_and_segregates(guarded: Pr
     assert not any(b.type == "tool_use" for b in msg.content) and msg.stop_reason == "end_turn"
     assert "withheld" in msg.content[0].text and raw.headers["x-guardproxy-verdict"] == "withhold"  # type: ignore[union-attr]
     forwarded = sim.stats()["last_request"]["body"]
-    assert forwarded["system"].startswith("Security notice from the operator") and forwarded["system"].endswith(
-        "\n\nMail helper.")
+    # The operator's notice goes after the client's system text: a cached system prefix stays intact.
+    assert forwarded["system"].startswith("Mail helper.\n\nSecurity notice from the operator")
     result = forwarded["messages"][2]["content"][0]["content"]
     assert result.startswith("<<<DATA ") and 'source="read_inbox"' in result
 

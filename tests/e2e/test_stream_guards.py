@@ -155,14 +155,22 @@ def test_canary_is_planted_upstream_and_its_leak_blocked(
         leak_proxy: serving.ProxyHandle, scripted: ScriptedUpstream) -> None:
     scripted.script.echo_system = True
     text, final = ant_stream(leak_proxy, system=[{"type": "text", "text": "Short rules."}])
-    planted = scripted.script.last_body["system"][0]["text"]  # type: ignore[index]
-    assert planted.startswith("Short rules.\n\n[Confidential marker gpc-")
+    system = scripted.script.last_body["system"]  # type: ignore[index]
+    assert system[0] == {"type": "text", "text": "Short rules."}  # the client's block as sent
+    planted = system[1]["text"]
+    assert planted.startswith("[Confidential marker gpc-")
     token = planted.split("marker ")[1].split(":")[0]
     assert token not in text and "gpc-" not in text
     assert final.stop_reason == "refusal" and "output.leak.canary" in final.stop_details.explanation
     # The canary is per request: a second request carries a different one.
     ant_stream(leak_proxy, system="Short rules.")
     assert token not in scripted.script.last_body["system"]  # type: ignore[index]
+    # OpenAI: its own system message after the client's; the echo is stopped the same way.
+    text, chunks = oai_stream(leak_proxy)
+    messages = scripted.script.last_body["messages"]  # type: ignore[index]
+    assert messages[0] == {"role": "system", "content": SYSTEM}
+    assert messages[1]["role"] == "system" and messages[1]["content"].startswith("[Confidential marker gpc-")
+    assert "gpc-" not in text and chunks[-1].choices[0].finish_reason == "content_filter"
 
 
 def test_clean_stream_passes_unchanged_with_guards_on(leak_proxy: serving.ProxyHandle,

@@ -78,11 +78,12 @@ def test_canary_is_planted_in_the_system_prompt_and_is_per_request() -> None:
     ex = exchange()
     verdict = run(guard.inspect(ex, Phase.INPUT))
     assert verdict.kind is VerdictKind.TRANSFORM
-    planted = verdict.conversation.segments[0].text
-    assert planted.startswith(SYSTEM) and guard.canary_token(ex) in planted
+    planted = verdict.conversation.segments[1]
+    assert planted.location is None and planted.provenance.kind == "guardproxy"
+    assert guard.canary_token(ex) in planted.text and verdict.conversation.segments[0].text == SYSTEM
     other = Exchange("req_other", ex.conversation)
     assert guard.canary_token(other) != guard.canary_token(ex)
-    assert anthropic_messages.render(verdict.conversation)["system"] == planted
+    assert anthropic_messages.render(verdict.conversation)["system"] == SYSTEM + "\n\n" + planted.text
 
 
 def test_no_system_prompt_no_canary_and_off_by_default() -> None:

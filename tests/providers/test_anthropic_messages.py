@@ -234,10 +234,10 @@ def test_segments_a_guard_added_are_put_where_anthropic_carries_them() -> None:
     moved = Segment(0, "user", "<<<DATA kb text>>>", Trust.UNTRUSTED, Provenance("marked", "kb"), None)
     emptied = dataclasses.replace(conv.segments[1], text="")
     out = am.render(conv.with_segments([notice, conv.segments[0], emptied, moved, *conv.segments[2:]]))
-    assert out["system"] == "NOTICE\n\nRules. "
+    assert out["system"] == "Rules. \n\nNOTICE"
     assert out["messages"][0]["content"] == [{"type": "text", "text": "<<<DATA kb text>>>"},
                                              {"type": "text", "text": "hi"}]
     assert out["messages"][1] == {"role": "assistant", "content": "yo"}
     listed = am.parse({**body(), "system": [{"type": "text", "text": "S"}]})
     out = am.render(listed.with_segments([notice, *listed.segments]))
-    assert out["system"] == [{"type": "text", "text": "NOTICE"}, {"type": "text", "text": "S"}]
+    assert out["system"] == [{"type": "text", "text": "S"}, {"type": "text", "text": "NOTICE"}]
