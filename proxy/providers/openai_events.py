@@ -53,11 +53,13 @@ class OpenAICodec:
             delta = choice.get("delta") or {}
             if delta.get("tool_calls"):
                 return Part(PartKind.TOOL, event, chunk)
+            content = delta.get("content")
             if choice.get("finish_reason"):
-                kind = PartKind.FINISH
-            elif kind is PartKind.PASS and isinstance(delta.get("content"), str) and delta["content"]:
-                kind, channel, text = PartKind.TEXT, int(choice.get("index", 0)), delta["content"]
-        return Part(kind, event, chunk, channel=channel, text=text if kind is PartKind.TEXT else "")
+                # Some servers send the last text with the finish_reason: it is inspected too.
+                kind, channel, text = PartKind.FINISH, int(choice.get("index", 0)), content or ""
+            elif kind is PartKind.PASS and isinstance(content, str) and content:
+                kind, channel, text = PartKind.TEXT, int(choice.get("index", 0)), content
+        return Part(kind, event, chunk, channel=channel, text=text if isinstance(text, str) else "")
 
     def encode(self, part: Part) -> ServerSentEvent:
         return part.event
@@ -70,7 +72,8 @@ class OpenAICodec:
         choices = []
         for choice in chunk.get("choices") or [{"index": part.channel}]:
             if int(choice.get("index", 0)) == part.channel:
-                choice = {**choice, "delta": {**(choice.get("delta") or {}), "content": text}}
+                delta = {**(choice.get("delta") or {}), "content": text}
+                choice = {**choice, "delta": delta, "finish_reason": None}  # the finish is its own chunk
             choices.append(choice)
         chunk["choices"] = choices
         return _event(chunk)
@@ -90,7 +93,8 @@ class OpenAICodec:
         choices = []
         for choice in chunk.get("choices") or [{"index": 0, "delta": {}}]:
             if int(choice.get("index", 0)) == 0:
-                choice = {**choice, "finish_reason": finish_reason(output, choice.get("finish_reason"))}
+                delta = {k: v for k, v in (choice.get("delta") or {}).items() if k != "content"}
+                choice = {**choice, "delta": delta, "finish_reason": finish_reason(output, choice.get("finish_reason"))}
             choices.append(choice)
         chunk["choices"] = choices
         return _event(chunk)
