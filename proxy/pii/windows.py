@@ -10,6 +10,7 @@ words. Pure functions over text, no Presidio here.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 
 # Characters each side of a trigger that a match may still reach before the window widens. Most
 # triggers cover their whole match already; an IBAN trigger only sees its first 4 characters.
@@ -24,10 +25,13 @@ def windows(
 ) -> list[tuple[int, int, set[str]]]:
     """Merged (start, end, entities) windows around every trigger."""
     spans = sorted((s, e, entity) for entity, found in triggers.items() for s, e in found)
+    if not spans:
+        return []
+    tokens = _Tokens(text)
     merged: list[tuple[int, int, set[str]]] = []
     for s, e, entity in spans:
         before, after = MARGINS.get(entity, DEFAULT_MARGIN)
-        lo, hi = _widen(text, s - before, e + after)
+        lo, hi = tokens.widen(s - before, e + after)
         if merged and lo <= merged[-1][1]:
             prev = merged[-1]
             merged[-1] = (prev[0], max(prev[1], hi), prev[2] | {entity})
@@ -36,36 +40,39 @@ def windows(
     return merged
 
 
-def _widen(text: str, lo: int, hi: int) -> tuple[int, int]:
-    """Clamp, move both edges out to whitespace, then past any neighbouring token with a digit
-    or no letters: the phone matcher's results depend on where the digit-and-punctuation run
-    around a number starts, so a window may only begin or end at a token of words."""
-    lo, hi = max(lo, 0), min(hi, len(text))
-    while lo > 0 and not text[lo - 1].isspace():
-        lo -= 1
-    while hi < len(text) and not text[hi].isspace():
-        hi += 1
-    while lo > 0:
-        start = end = lo
-        while start > 0 and text[start - 1].isspace():
-            start -= 1
-        end = start
-        while start > 0 and not text[start - 1].isspace():
-            start -= 1
-        if not _numberish(text[start:end]):
-            break
-        lo = start
-    while hi < len(text):
-        start = hi
-        while start < len(text) and text[start].isspace():
-            start += 1
-        end = start
-        while end < len(text) and not text[end].isspace():
-            end += 1
-        if not _numberish(text[start:end]):
-            break
-        hi = end
-    return lo, hi
+class _Tokens:
+    """The text's whitespace-separated tokens, found once per text; widening is a bisect away."""
+
+    def __init__(self, text: str) -> None:
+        self.spans = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
+        self.starts = [s for s, _ in self.spans]
+        self.text = text
+        self._numberish: dict[int, bool] = {}
+
+    def numberish(self, i: int) -> bool:
+        if i not in self._numberish:
+            s, e = self.spans[i]
+            self._numberish[i] = _numberish(self.text[s:e])
+        return self._numberish[i]
+
+    def widen(self, lo: int, hi: int) -> tuple[int, int]:
+        """Out to whole tokens, then past any neighbouring token with a digit, without letters,
+        or that is an extension marker: the phone matcher's results depend on where the
+        digit-and-punctuation run around a number starts, so a window may only begin or end at a
+        token of words."""
+        lo, hi = max(lo, 0), min(hi, len(self.text))
+        first = bisect_right(self.starts, lo) - 1  # the token holding lo, or the one before it
+        if first < 0 or self.spans[first][1] <= lo:
+            first += 1
+        last = max(bisect_left(self.starts, hi) - 1, first)  # the last token starting before hi
+        while first > 0 and self.numberish(first - 1):
+            first -= 1
+        while last + 1 < len(self.spans) and self.numberish(last + 1):
+            last += 1
+        return self.spans[first][0], self.spans[last][1]
+
+
+_TOKEN = re.compile(r"\S+")
 
 
 # Extension markers the phone matcher reads as part of a number ("555-0132 ext 12", "x 7").
