@@ -8,8 +8,8 @@ OpenAI-style error here; exceptions from guards never get this far (the pipeline
 from __future__ import annotations
 
 import asyncio
-import logging
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any

@@ -107,7 +107,7 @@ class StreamSettings(BaseModel):
     max_hold_chars: int = Field(default=4096, gt=0)
 
 
-DEFAULT_STAGES = ("limits", "quarantine", "injection", "tool_scope", "segregation")
+DEFAULT_STAGES = ("limits", "quarantine", "injection", "tool_scope", "segregation", "output_leak")
 
 
 def default_stages() -> list[StageSettings]:

@@ -19,7 +19,6 @@ from proxy.errors import GuardProxyError, UpstreamProtocolError
 from proxy.guards.base import ChunkRewriter
 from proxy.model import Exchange
 from proxy.providers.base import PartKind
-from proxy.providers.openai_stream import StreamAccumulator
 from proxy.stream_guard import StreamSession
 from proxy.upstream import translate
 
@@ -38,54 +37,6 @@ def encode_event(event: ServerSentEvent) -> bytes:
 
 def error_event(error: GuardProxyError, request_id: str) -> bytes:
     return b"data: " + json.dumps(error.body(request_id)).encode() + b"\n\n"
-
-
-async def relay_openai_sse(
-    response: httpx.Response,
-    exchange: Exchange,
-    sent: float,
-    on_end: Callable[[], Awaitable[None]],
-    rewriters: Sequence[ChunkRewriter] = (),
-) -> AsyncIterator[bytes]:
-    accumulator = StreamAccumulator()
-    done: ServerSentEvent | None = None
-    try:
-        async for event in EventSource(response).aiter_sse():
-            if exchange.timings.ttft_ms is None:
-                exchange.timings.ttft_ms = (time.perf_counter() - sent) * 1000
-            accumulator.feed(event.data)  # what the model said; output guards see it whole
-            if accumulator.done:
-                # [DONE] waits for on_end: a flagged exchange's evidence is durable before the
-                # stream's last byte, and rewriters can release what they still hold.
-                done = event
-                break
-            for rewriter in rewriters:
-                event = ServerSentEvent(event.event, rewriter.chunk(event.data), event.id, event.retry)
-            yield encode_event(event)
-        if not accumulator.done:
-            raise UpstreamProtocolError(
-                "upstream stream ended before [DONE]", code="upstream_truncated"
-            )
-    except GuardProxyError as exc:
-        exchange.attributes["stream_error"] = exc.code
-        yield error_event(exc, exchange.request_id)
-    except SSEError as exc:
-        exchange.attributes["stream_error"] = "upstream_bad_response"
-        yield error_event(UpstreamProtocolError(f"upstream stream is not SSE: {exc}"), exchange.request_id)
-    except httpx.HTTPError as exc:
-        error = translate(exc)
-        exchange.attributes["stream_error"] = error.code
-        yield error_event(error, exchange.request_id)
-    finally:
-        await response.aclose()
-        exchange.output = accumulator.output()
-        await on_end()
-    if done is not None:
-        for rewriter in rewriters:
-            tail = rewriter.tail()
-            if tail is not None:
-                yield encode_event(ServerSentEvent(data=tail))
-        yield encode_event(done)
 
 
 async def relay_guarded_sse(
