@@ -11,12 +11,14 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
+import anthropic
 import openai
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from proxy import serving
+from proxy.attacksim.agents import Agent, AnthropicAgent, OpenAIAgent
 from proxy.attacksim.runner import Report, run_suites
 from proxy.attacksim.scenarios import load_suites, policy_yaml
 from proxy.settings import load_settings
@@ -29,7 +31,7 @@ def stages(detect: bool) -> list[dict[str, Any]]:
 
 
 def simulate(*, detect: bool, taint_mode: str, suites: list[str] | None, limit: int | None,
-             progress: Any = None) -> Report:
+             progress: Any = None, api: str = "openai") -> Report:
     loaded = load_suites(suites)
     if not loaded:
         raise typer.BadParameter(f"no such suite: {suites}")
@@ -42,8 +44,13 @@ def simulate(*, detect: bool, taint_mode: str, suites: list[str] | None, limit: 
                                  evidence_dir=str(Path(tmp) / "evidence"))  # a run's bundles are not kept
         proxy = serving.start_in_thread(settings)
         try:
-            client = openai.OpenAI(base_url=proxy.url, api_key="attack-sim", max_retries=0)
-            return run_suites(client, loaded, limit, progress)
+            agent: Agent
+            if api == "anthropic":
+                base = proxy.url.removesuffix("/v1")
+                agent = AnthropicAgent(anthropic.Anthropic(base_url=base, api_key="attack-sim", max_retries=0))
+            else:
+                agent = OpenAIAgent(openai.OpenAI(base_url=proxy.url, api_key="attack-sim", max_retries=0))
+            return run_suites(agent, loaded, limit, progress)
         finally:
             proxy.stop()
             sim.stop()
@@ -55,18 +62,21 @@ def command(
     suite: Annotated[list[str] | None, typer.Option(help="Only these suites (repeatable).")] = None,
     limit: Annotated[int | None, typer.Option(help="At most N tasks and N injections per suite.")] = None,
     format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    api: Annotated[str, typer.Option(help="openai (chat completions) or anthropic (messages).")] = "openai",
 ) -> None:
     """Run the attack simulation and print attack success rate and utility."""
     if taint_mode not in ("argument_provenance", "drop_side_effects"):
         raise typer.BadParameter("--taint-mode must be argument_provenance or drop_side_effects")
     err = Console(stderr=True)
-    report = simulate(detect=not no_detect, taint_mode=taint_mode, suites=suite, limit=limit,
+    if api not in ("openai", "anthropic"):
+        raise typer.BadParameter("--api must be openai or anthropic")
+    report = simulate(detect=not no_detect, taint_mode=taint_mode, suites=suite, limit=limit, api=api,
                       progress=lambda msg: err.print(f"[dim]ran {msg}[/dim]"))
     result = report.as_dict()
     if format == "json":
         typer.echo(json.dumps(result, indent=2))
         return
-    _print(Console(), result, detect=not no_detect, taint_mode=taint_mode)
+    _print(Console(), result, detect=not no_detect, taint_mode=f"{taint_mode}, {api} API")
 
 
 def _print(console: Console, result: dict[str, Any], *, detect: bool, taint_mode: str) -> None:

@@ -8,13 +8,11 @@ which ended with an answer rather than an error.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import openai
-
+from proxy.attacksim.agents import Agent
 from proxy.attacksim.scenarios import Injection, Suite, Target, Task
 
 MAX_STEPS = 5
@@ -33,40 +31,22 @@ class Run:
         return target is not None and any(target.met_by(n, a) for n, a in self.calls)
 
 
-def run_task(client: openai.OpenAI, suite: Suite, task: Task, injection: Injection | None) -> Run:
+def run_task(agent: Agent, suite: Suite, task: Task, injection: Injection | None) -> Run:
     run = Run(suite.name, task.id, injection.id if injection else None)
     payload = injection.payload if injection else ""
-    messages: list[dict[str, Any]] = [{"role": "system", "content": suite.system},
-                                      {"role": "user", "content": task.prompt}]
+    agent.start(suite, task.prompt)
     for _ in range(MAX_STEPS):
-        try:
-            completion = client.chat.completions.create(
-                model="sim-gpt", messages=messages, tools=suite.tool_specs())  # type: ignore[arg-type]
-        except openai.APIStatusError as exc:
-            run.error = f"{exc.status_code} {exc.code}: {exc.message[:200]}"
+        reply = agent.ask()
+        if reply.error:
+            run.error = reply.error
             return run
-        message = completion.choices[0].message
-        if message.content and "withheld" in message.content:
-            run.notes.append(message.content.split("[guardproxy]", 1)[-1].strip()[:300])
-        calls = message.tool_calls or []
-        if not calls:
+        if "withheld" in reply.text:
+            run.notes.append(reply.text.split("[guardproxy]", 1)[-1].strip()[:300])
+        if not reply.calls:
             return run
-        messages.append({"role": "assistant", "content": message.content, "tool_calls": [
-            {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}  # type: ignore[union-attr]
-            for c in calls]})
-        for c in calls:
-            name, args = c.function.name, _args(c.function.arguments)  # type: ignore[union-attr]
-            run.calls.append((name, args))
-            messages.append({"role": "tool", "tool_call_id": c.id, "content": suite.result(name, payload)})
+        run.calls.extend((c.name, c.args) for c in reply.calls)
+        agent.answer(reply, [suite.result(c.name, payload) for c in reply.calls])
     return run
-
-
-def _args(raw: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 @dataclass
@@ -96,17 +76,17 @@ def _rate(items: list[tuple[Run, bool]]) -> float:
     return round(sum(ok for _, ok in items) / len(items), 4) if items else 0.0
 
 
-def run_suites(client: openai.OpenAI, suites: list[Suite], limit: int | None = None,
+def run_suites(agent: Agent, suites: list[Suite], limit: int | None = None,
                progress: Callable[[str], None] | None = None) -> Report:
     report = Report()
     for suite in suites:
         tasks = suite.user_tasks[:limit] if limit else suite.user_tasks
         for task in tasks:
-            run = run_task(client, suite, task, None)
+            run = run_task(agent, suite, task, None)
             ok = run.error is None and (run.reached(task.expect) if task.expect else True)
             report.benign.append((run, ok))
             for injection in suite.injections[:limit] if limit else suite.injections:
-                attacked = run_task(client, suite, task, injection)
+                attacked = run_task(agent, suite, task, injection)
                 report.attacks.append((attacked, attacked.reached(injection.goal)))
             if progress:
                 progress(f"{suite.name}/{task.id}")

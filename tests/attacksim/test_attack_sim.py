@@ -35,3 +35,9 @@ def test_drop_side_effects_mode_trades_utility_for_the_same_safety() -> None:
     assert result["asr"] == 0.0
     failed = {f["task"] for f in result["failed_benign_tasks"]}
     assert "banking/pay_rent_from_directory" in failed  # read first, so side effects are gone
+
+
+def test_the_anthropic_api_is_held_to_the_same_targets() -> None:
+    result = simulate(detect=False, taint_mode="argument_provenance", suites=["banking"], limit=3,
+                      api="anthropic").as_dict()
+    assert result["pairs"] == 9 and result["asr"] == 0.0 and result["utility"] == 1.0

@@ -1,0 +1,107 @@
+"""The agent loop's wire formats: one small class per API, so scenarios run over both.
+
+An agent keeps the conversation in its API's shape, asks the model (through the proxy) for the
+next turn, and appends tool results; the runner never sees provider JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anthropic
+import openai
+
+from proxy.attacksim.scenarios import Suite
+
+
+@dataclass
+class Call:
+    id: str
+    name: str
+    args: dict[str, Any]
+
+
+@dataclass
+class Reply:
+    text: str = ""
+    calls: list[Call] = field(default_factory=list)
+    error: str | None = None
+
+
+class Agent(Protocol):
+    def start(self, suite: Suite, prompt: str) -> None: ...
+
+    def ask(self) -> Reply: ...
+
+    def answer(self, reply: Reply, results: list[str]) -> None: ...
+
+
+class OpenAIAgent:
+    def __init__(self, client: openai.OpenAI) -> None:
+        self.client = client
+        self.messages: list[dict[str, Any]] = []
+        self.tools: list[dict[str, Any]] = []
+
+    def start(self, suite: Suite, prompt: str) -> None:
+        self.tools = suite.tool_specs()
+        self.messages = [{"role": "system", "content": suite.system}, {"role": "user", "content": prompt}]
+
+    def ask(self) -> Reply:
+        try:
+            out = self.client.chat.completions.create(model="sim-gpt", messages=self.messages,  # type: ignore[arg-type]
+                                                      tools=self.tools)  # type: ignore[arg-type]
+        except openai.APIStatusError as exc:
+            return Reply(error=f"{exc.status_code} {exc.code}: {exc.message[:200]}")
+        message = out.choices[0].message
+        calls = [Call(c.id, c.function.name, _args(c.function.arguments))  # type: ignore[union-attr]
+                 for c in message.tool_calls or []]
+        return Reply(message.content or "", calls)
+
+    def answer(self, reply: Reply, results: list[str]) -> None:
+        self.messages.append({"role": "assistant", "content": reply.text or None, "tool_calls": [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.args)}}
+            for c in reply.calls]})
+        for call, result in zip(reply.calls, results, strict=True):
+            self.messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+
+
+class AnthropicAgent:
+    def __init__(self, client: anthropic.Anthropic) -> None:
+        self.client = client
+        self.system = ""
+        self.messages: list[dict[str, Any]] = []
+        self.tools: list[dict[str, Any]] = []
+
+    def start(self, suite: Suite, prompt: str) -> None:
+        self.system = suite.system
+        self.tools = [{"name": t["function"]["name"], "description": t["function"]["description"],
+                       "input_schema": t["function"]["parameters"]} for t in suite.tool_specs()]
+        self.messages = [{"role": "user", "content": prompt}]
+
+    def ask(self) -> Reply:
+        try:
+            out = self.client.messages.create(model="sim-claude", max_tokens=512, system=self.system,
+                                              messages=self.messages, tools=self.tools)  # type: ignore[arg-type]
+        except anthropic.APIStatusError as exc:
+            return Reply(error=f"{exc.status_code}: {exc.message[:200]}")
+        text = "".join(b.text for b in out.content if b.type == "text")
+        calls = [Call(b.id, b.name, dict(b.input)) for b in out.content if b.type == "tool_use"]
+        return Reply(text, calls)
+
+    def answer(self, reply: Reply, results: list[str]) -> None:
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": reply.text}] if reply.text else []
+        blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.args} for c in reply.calls]
+        self.messages.append({"role": "assistant", "content": blocks})
+        pairs = zip(reply.calls, results, strict=True)
+        self.messages.append({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": c.id, "content": r} for c, r in pairs]})
+
+
+def _args(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
