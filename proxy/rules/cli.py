@@ -136,6 +136,19 @@ def eval_(
     _print_report(report, live.ruleset.digest)
 
 
+@app.command()
+def replay(
+    evidence: Annotated[str, typer.Option("--evidence", help="Evidence store: a directory or postgresql:// DSN.")],
+    rules: RulesOption = DEFAULT_RULES_DIR,
+) -> None:
+    """Candidate rules over stored evidence: which exchanges would flip, with excerpts."""
+    from proxy.evidence.replay import run
+
+    code, text = run(evidence, rules)
+    typer.echo(text, err=code != 0)
+    raise typer.Exit(code)
+
+
 def _print_report(report: Report, digest: str) -> None:
     data = report.as_dict()
     table = Table(title=f"rule set {digest}")

@@ -91,3 +91,16 @@ def test_a_broken_rule_set_is_an_error_not_a_report(store_dir: Path, tmp_path: P
     (candidate / "broken.yaml").write_text("kind: detection-rules\nversion: 1\nrules: [{id: x}]\n")
     code, out = run(store_dir, candidate)
     assert code == 2 and out.startswith("error:")
+
+
+def test_guardproxy_rules_replay_command(store_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from proxy.cli import app
+
+    candidate = tmp_path / "rules"
+    shutil.copytree(DEFAULT_RULES_DIR, candidate)
+    (candidate / "candidate.yaml").write_text(EXTRA_RULE)
+    out = CliRunner().invoke(app, ["rules", "replay", "--evidence", str(store_dir), "--rules", str(candidate)])
+    assert out.exit_code == 0, out.output
+    assert "1 newly flagged, 0 no longer flagged" in out.output
