@@ -17,8 +17,12 @@ from jsonschema import Draft202012Validator
 from proxy.errors import ConfigError
 
 
-def parse(path: Path, raw: bytes | None = None) -> tuple[Any, yaml.Node | None]:
-    """(plain data, node tree) of one YAML file; ConfigError naming the line on bad YAML."""
+def parse(path: Path, raw: bytes | None = None, *, check_duplicates: bool = True) -> tuple[Any, yaml.Node | None]:
+    """(plain data, node tree) of one YAML file; ConfigError naming the line on bad YAML.
+
+    `check_duplicates=False` leaves duplicate keys to the caller, for a loader that first decides
+    whether the file is its own (a rules directory also holds the policy file).
+    """
     try:
         text = (raw if raw is not None else path.read_bytes()).decode("utf-8")
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -31,7 +35,7 @@ def parse(path: Path, raw: bytes | None = None) -> tuple[Any, yaml.Node | None]:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}{line}: not valid YAML: {exc}") from exc
-    if node is not None:
+    if node is not None and check_duplicates:
         check_duplicate_keys(path, node)
     return plain(data), node
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from proxy.errors import GuardProxyError, anthropic_error_body
+from proxy.errors import anthropic_error_body
 from proxy.model import Conversation, Location, Output, Provenance, Segment, ToolCall, ToolSpec, Trust
 from proxy.providers import jsonpath
 from proxy.providers.anthropic_schema import validate_request
 from proxy.providers.anthropic_stream import AnthropicCodec, arguments_json, stop_reason, tool_use_block
+from proxy.providers.base import Provider
 from proxy.providers.markup import split_marked
 
 PROVIDER = "anthropic"
@@ -242,29 +243,13 @@ def render_output(response: dict[str, Any], output: Output) -> dict[str, Any]:
     return response
 
 
-class AnthropicMessages:
-    """The provider object the relay drives for `POST /v1/messages`."""
-
-    name = PROVIDER
-    upstream_path = "/messages"
-
-    def parse(self, body: dict[str, Any]) -> Conversation:
-        return parse(body)
-
-    def render(self, conv: Conversation) -> dict[str, Any]:
-        return render(conv)
-
-    def parse_output(self, response: dict[str, Any]) -> Output:
-        return parse_output(response)
-
-    def render_output(self, response: dict[str, Any], output: Output) -> dict[str, Any]:
-        return render_output(response, output)
-
-    def stream_codec(self) -> AnthropicCodec:
-        return AnthropicCodec()
-
-    def error_body(self, error: GuardProxyError, request_id: str | None) -> dict[str, Any]:
-        return anthropic_error_body(error, request_id)
-
-
-ANTHROPIC = AnthropicMessages()
+ANTHROPIC = Provider(
+    name=PROVIDER,
+    upstream_path="/messages",
+    parse=parse,
+    render=render,
+    parse_output=parse_output,
+    render_output=render_output,
+    stream_codec=AnthropicCodec,
+    error_body=anthropic_error_body,
+)

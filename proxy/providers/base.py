@@ -10,6 +10,7 @@ SDK always sees a stream its own parser accepts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -85,20 +86,15 @@ class StreamCodec(Protocol):
     def error_event(self, error: GuardProxyError, request_id: str) -> ServerSentEvent: ...
 
 
-class Provider(Protocol):
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """One wire format, as the functions of its adapter module (stated once, not wrapped per API)."""
+
     name: str  # "openai" | "anthropic": Conversation.provider
     upstream_path: str  # appended to the upstream base URL
-
-    def parse(self, body: dict[str, Any]) -> Conversation: ...
-
-    def render(self, conv: Conversation) -> dict[str, Any]:
-        """The body to forward; the very `conv.raw` object when nothing changed."""
-        ...
-
-    def parse_output(self, response: dict[str, Any]) -> Output: ...
-
-    def render_output(self, response: dict[str, Any], output: Output) -> dict[str, Any]: ...
-
-    def stream_codec(self) -> StreamCodec: ...
-
-    def error_body(self, error: GuardProxyError, request_id: str | None) -> dict[str, Any]: ...
+    parse: Callable[[dict[str, Any]], Conversation]
+    render: Callable[[Conversation], dict[str, Any]]  # the very `conv.raw` object when nothing changed
+    parse_output: Callable[[dict[str, Any]], Output]
+    render_output: Callable[[dict[str, Any], Output], dict[str, Any]]
+    stream_codec: Callable[[], StreamCodec]
+    error_body: Callable[[GuardProxyError, str | None], dict[str, Any]]

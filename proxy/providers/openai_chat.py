@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from proxy.errors import GuardProxyError
 from proxy.model import Conversation, Location, Output, Provenance, Segment, ToolCall, ToolSpec, Trust
+from proxy.providers import jsonpath
+from proxy.providers.base import Provider
 from proxy.providers.markup import split_marked
 from proxy.providers.openai_events import OpenAICodec
 from proxy.providers.openai_schema import validate_request
@@ -50,7 +51,7 @@ def parse(body: dict[str, Any]) -> Conversation:
 def render(conv: Conversation) -> dict[str, Any]:
     """The body to forward: the client's JSON with rewritten texts/tools, markup removed."""
     body = conv.raw
-    changes = _text_changes(conv)
+    changes = jsonpath.text_changes(conv)
     tools_changed = [t.name for t in conv.tools] != [
         (t.get("function") or {}).get("name") for t in body.get("tools") or ()
     ]
@@ -59,7 +60,7 @@ def render(conv: Conversation) -> dict[str, Any]:
         return body
     body = copy.deepcopy(body)
     for path, text in changes:
-        _set(body, path, text)
+        jsonpath.put(body, path, text)
     if tools_changed:
         _write_tools(body, conv.tools)
     for at, message in reversed(inserts):  # back to front, so earlier positions stay valid
@@ -157,20 +158,6 @@ def _tool_spec(entry: dict[str, Any]) -> ToolSpec:
     )
 
 
-def _text_changes(conv: Conversation) -> list[tuple[tuple[str | int, ...], str]]:
-    """(path, new string) for every string whose segments no longer join to the original."""
-    parts: dict[tuple[str | int, ...], list[tuple[int, str]]] = {}
-    for s in conv.segments:
-        if s.location is not None:
-            parts.setdefault(s.location.path, []).append((s.location.part, s.text))
-    changes = []
-    for path, pieces in parts.items():
-        text = "".join(t for _, t in sorted(pieces))
-        if _get(conv.raw, path) != text:
-            changes.append((path, text))
-    return changes
-
-
 def _inserts(conv: Conversation) -> list[tuple[int, dict[str, Any]]]:
     """(message position, message) for added segments: after the previous segment's message."""
     out: list[tuple[int, dict[str, Any]]] = []
@@ -181,16 +168,6 @@ def _inserts(conv: Conversation) -> list[tuple[int, dict[str, Any]]]:
         else:
             out.append((at, {"role": seg.role, "content": seg.text}))
     return out
-
-
-def _get(body: Any, path: tuple[str | int, ...]) -> Any:
-    for key in path:
-        body = body[key]
-    return body
-
-
-def _set(body: Any, path: tuple[str | int, ...], value: Any) -> None:
-    _get(body, path[:-1])[path[-1]] = value
 
 
 def _write_tools(body: dict[str, Any], tools: tuple[ToolSpec, ...]) -> None:
@@ -228,29 +205,13 @@ def render_output(response: dict[str, Any], output: Output) -> dict[str, Any]:
     return response
 
 
-class OpenAIChat:
-    """The provider object the relay drives for `POST /v1/chat/completions`."""
-
-    name = PROVIDER
-    upstream_path = "/chat/completions"
-
-    def parse(self, body: dict[str, Any]) -> Conversation:
-        return parse(body)
-
-    def render(self, conv: Conversation) -> dict[str, Any]:
-        return render(conv)
-
-    def parse_output(self, response: dict[str, Any]) -> Output:
-        return parse_output(response)
-
-    def render_output(self, response: dict[str, Any], output: Output) -> dict[str, Any]:
-        return render_output(response, output)
-
-    def stream_codec(self) -> OpenAICodec:
-        return OpenAICodec()
-
-    def error_body(self, error: GuardProxyError, request_id: str | None) -> dict[str, Any]:
-        return error.body(request_id)
-
-
-OPENAI = OpenAIChat()
+OPENAI = Provider(
+    name=PROVIDER,
+    upstream_path="/chat/completions",
+    parse=parse,
+    render=render,
+    parse_output=parse_output,
+    render_output=render_output,
+    stream_codec=OpenAICodec,
+    error_body=lambda error, request_id: error.body(request_id),
+)

@@ -8,7 +8,6 @@ at load time, never at scan time. This is the only module that imports PyYAML fo
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import re2
 import yaml
 
+from proxy import yamldoc
 from proxy.errors import ConfigError
 from proxy.model import Severity, Trust
 from proxy.rules.normalise import fold_pattern
@@ -71,16 +71,7 @@ def load_dir(rules_dir: Path) -> RuleSet:
 
 
 def _parse(path: Path, raw: bytes) -> tuple[dict[str, Any], yaml.Node] | None:
-    try:
-        text = raw.decode("utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8: {exc}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: not valid YAML: {exc}") from exc
+    data, node = yamldoc.parse(path, raw, check_duplicates=False)
     if not isinstance(data, dict) or node is None:
         return None
     kind = data.get("kind")
@@ -90,48 +81,12 @@ def _parse(path: Path, raw: bytes) -> tuple[dict[str, Any], yaml.Node] | None:
                 f"{path}:1: field 'kind': looks like a rule file but kind is {kind!r} "
                 f"(expected one of {', '.join(_KINDS)})"
             )
-        return None
-    _check_duplicate_keys(path, node)
-    return _plain(data), node
+        return None  # not ours (e.g. kind: policy): its own loader judges it
+    yamldoc.check_duplicate_keys(path, node)
+    return data, node
 
 
-def _plain(value: Any) -> Any:
-    """YAML turns 2026-01-31 into a date; the schema (and JSON) speak strings."""
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _check_duplicate_keys(path: Path, node: yaml.Node) -> None:
-    """PyYAML keeps the last of two equal keys silently; a rule file must not."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if key.value in seen:
-                raise ConfigError(f"{path}:{key.start_mark.line + 1}: duplicate key {key.value!r}")
-            seen.add(key.value)
-            _check_duplicate_keys(path, value)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _check_duplicate_keys(path, item)
-
-
-def _node_at(node: yaml.Node, where: Iterable[str | int]) -> yaml.Node:
-    for step in where:
-        if isinstance(node, yaml.MappingNode):
-            match = [v for k, v in node.value if k.value == step]
-            if not match:
-                return node
-            node = match[0]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
-            node = node.value[step]
-        else:
-            return node
-    return node
+_node_at = yamldoc.node_at
 
 
 def _where(path: Path, data: dict[str, Any], node: yaml.Node, loc: list[str | int]) -> str:
