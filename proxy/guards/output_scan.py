@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
 
 _WORD = re.compile(r"\w+")
@@ -72,18 +73,26 @@ class CanaryScan:
         return False
 
 
+@lru_cache(maxsize=256)
+def shingles(trusted_texts: tuple[str, ...], k: int) -> tuple[frozenset[tuple[str, ...]], ...]:
+    """Word n-grams (n = 1..k) of the trusted text; index n holds the n-grams."""
+    grams: list[set[tuple[str, ...]]] = [set() for _ in range(k + 1)]
+    for text in trusted_texts:
+        ws = words(text)
+        # Single words only when long enough to be distinctive ("the" starts no leak worth a hold).
+        grams[1].update((w,) for w in ws if len(w) >= 4)
+        for n in range(2, k + 1):
+            grams[n].update(tuple(ws[i : i + n]) for i in range(len(ws) - n + 1))
+    return tuple(frozenset(g) for g in grams)
+
+
 class OverlapScan:
     """Word k-shingles of the trusted text; partial runs (from one distinctive word) are held."""
 
     def __init__(self, trusted_texts: Iterable[str], min_words: int = 8) -> None:
         self.k = max(3, min_words)
-        self._grams: list[set[tuple[str, ...]]] = [set() for _ in range(self.k + 1)]
-        for text in trusted_texts:
-            ws = words(text)
-            # Single words only when long enough to be distinctive ("the" starts no leak worth a hold).
-            self._grams[1].update((w,) for w in ws if len(w) >= 4)
-            for n in range(2, self.k + 1):
-                self._grams[n].update(tuple(ws[i : i + n]) for i in range(len(ws) - n + 1))
+        # The same system prompt arrives with every request of an application: index it once.
+        self._grams = shingles(tuple(trusted_texts), self.k)
         self._words: list[tuple[str, int, int]] = []  # (word, start, end) of complete words
         self._tail: tuple[str, ...] = ()
         self._pos = 0
