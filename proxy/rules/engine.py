@@ -23,7 +23,7 @@ from proxy.rules.sentences import Sentences
 from proxy.rules.spec import Rule, RuleSet
 
 MAX_SPANS_PER_RULE = 8
-SET_CHUNK = 64  # patterns per RE2 set; see _Compiled
+SET_CHUNK = 80  # patterns per RE2 set; see _Compiled
 # Window for composite scores in retrieved text; a user's own prompt is scored as a whole.
 UNTRUSTED_WINDOW_CHARS = 800
 
@@ -69,7 +69,9 @@ class _Compiled:
         every = [p.pattern for p in self.patterns] + [p for _, p in HINT_PATTERNS if with_hints]
         # Several small sets, not one big one: on multi-byte text the DFA of one set holding
         # every pattern outgrows its memory budget and RE2 falls back to its (still linear,
-        # but ~30x slower) NFA. Chunks of SET_CHUNK keep each DFA small and cached.
+        # but ~30x slower) NFA. Chunks of SET_CHUNK keep each DFA small and cached. Each chunk
+        # is one more pass over the text, so the chunk is as large as multi-byte text allows:
+        # 80 patterns still stay on the DFA there (bench/scan_bench.py --corpus).
         self.sets: list[tuple[int, Any]] = []
         for offset in range(0, len(every), SET_CHUNK):
             chunk: Any = re2.Set.SearchSet(options)

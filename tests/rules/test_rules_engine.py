@@ -110,3 +110,11 @@ def test_loading_the_shipped_set_twice_gives_the_same_digest() -> None:
     from proxy.rules.schema import DEFAULT_RULES_DIR
 
     assert load_dir(DEFAULT_RULES_DIR).digest == load_dir(DEFAULT_RULES_DIR).digest
+
+
+def test_shipped_rules_match_in_few_passes(shipped: Live) -> None:
+    # Every RE2 set is one pass over each segment: the shipped set should fit in three per trust
+    # level, or throughput drops by a quarter (bench/scan_bench.py). Past that, merge or drop
+    # patterns rather than add a pass.
+    for trust in (Trust.USER, Trust.UNTRUSTED):
+        assert len(shipped.engine._by_trust[trust].sets) <= 3, trust
