@@ -32,7 +32,7 @@ async def read_json(request: Request, *, max_bytes: int, timeout_s: float) -> tu
         async with asyncio.timeout(timeout_s):
             raw = await _read_capped(request, max_bytes)
     except TimeoutError:
-        raise RequestTimeout(f"request body not received within {timeout_s:g}s") from None
+        raise RequestTimeout(f"client body timed out: request body not received within {timeout_s:g}s") from None
     except ClientDisconnect:
         raise InvalidRequest("client disconnected while sending the body", code="client_disconnected") from None
     return raw, parse_json(raw)
