@@ -112,7 +112,8 @@ class EvidenceRecorder:
                   f"dropped {s.dropped}, errors {s.errors}")
         if s.last_error:
             detail += f"; last error: {s.last_error}"
-        return True, detail
+        # Not ready while writes fail: a load balancer drains this replica until the store is back.
+        return not s.failing, detail
 
 
 def _live_ruleset(pipeline: Pipeline | None) -> str | None:

@@ -34,8 +34,9 @@ _COLUMNS = "seq, id, time, client, severity, action, kept, model, rules, vectors
 class PostgresStore:
     def __init__(self, dsn: str) -> None:
         self.location = _safe(dsn)
+        self._dsn = dsn
         try:
-            self._db = psycopg.connect(dsn, autocommit=False)
+            self._db = psycopg.connect(dsn, autocommit=False, connect_timeout=5)
         except psycopg.Error as exc:
             raise ConfigError(f"evidence store {self.location}: cannot connect ({exc})") from exc
         self._lock = threading.Lock()
@@ -50,10 +51,21 @@ class PostgresStore:
             return int(row[0]), str(row[1])
         return self.anchor() or (0, GENESIS)
 
+    def _reconnect_if_lost(self) -> None:
+        """After the server went away the connection stays broken: open a new one when asked to
+        write again, so the store recovers by itself once PostgreSQL is back."""
+        if self._db.closed or self._db.broken:
+            self._db = psycopg.connect(self._dsn, autocommit=False, connect_timeout=5)
+
     def append(self, bundles: list[dict[str, Any]]) -> list[Row]:
         if not bundles:
             return []
-        with self._lock, self._db.transaction():
+        with self._lock:
+            self._reconnect_if_lost()
+            return self._append(bundles)
+
+    def _append(self, bundles: list[dict[str, Any]]) -> list[Row]:
+        with self._db.transaction():
             self._db.execute("select pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
             datas = link(bundles, *self._head())
             rows = [row_of(b, len(d)) for b, d in zip(bundles, datas, strict=True)]

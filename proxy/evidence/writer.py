@@ -42,6 +42,7 @@ class Stats:
     batches: int = 0
     last_error: str = ""
     pruned: int = 0
+    failing: bool = False  # the last append failed and none has succeeded since
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -163,6 +164,7 @@ class EvidenceWriter:
             return
         self.stats.written += len(built)
         self.stats.batches += 1
+        self.stats.failing = False
         for job, _ in built:
             if job.done is not None:
                 job.done.set_result(None)
@@ -170,6 +172,7 @@ class EvidenceWriter:
     def _fail(self, jobs: list[Job], exc: BaseException) -> None:
         self.stats.errors += len(jobs)
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        self.stats.failing = True
         for job in jobs:
             if job.done is not None and not job.done.done():
                 job.done.set_exception(exc)

@@ -105,3 +105,86 @@ def test_broken_rule_file_mid_traffic_keeps_the_last_good_set(start_proxy: Any, 
     ready = httpx.get(proxy.url.removesuffix("/v1") + "/readyz").json()
     assert ready["checks"]["injection"]["ok"] is True
     assert "rejected" in ready["checks"]["injection"]["detail"]
+
+
+def test_postgres_evidence_store_goes_away_and_comes_back(start_proxy: Any) -> None:
+    from urllib.parse import urlsplit
+
+    import httpx
+    from pgtest import fresh_schema
+    from tcpcut import Cuttable
+
+    with fresh_schema() as dsn:
+        parts = urlsplit(dsn)
+        cuttable = Cuttable(parts.port or 5432, parts.hostname or "127.0.0.1")
+        proxy_dsn = dsn.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{cuttable.port}")
+        try:
+            proxy = start_proxy(evidence={"backend": "postgres", "dsn": proxy_dsn})
+            client = openai.OpenAI(base_url=proxy.url, api_key="k", max_retries=0, timeout=15)
+            ok = client.chat.completions.with_raw_response.create(model="sim-gpt", messages=ATTACK)  # type: ignore[arg-type]
+            assert ok.headers.get("x-guardproxy-evidence-id")
+
+            cuttable.cut()
+            during = client.chat.completions.with_raw_response.create(model="sim-gpt", messages=ATTACK)  # type: ignore[arg-type]
+            assert during.status_code == 200, "the response is served while the store is away"
+            assert "x-guardproxy-evidence-id" not in during.headers, "no id is promised without a bundle"
+            ready = httpx.get(proxy.url.removesuffix("/v1") + "/readyz").json()
+            assert ready["checks"]["evidence"]["ok"] is False
+
+            cuttable.restore()
+            after = client.chat.completions.with_raw_response.create(model="sim-gpt", messages=ATTACK)  # type: ignore[arg-type]
+            assert after.headers.get("x-guardproxy-evidence-id"), "the store recovered by itself"
+        finally:
+            cuttable.close()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 512 KiB tmpfs, so the evidence store can really run out of space."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); needs root")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_full_evidence_disk_serves_requests_and_recovers_when_space_returns(
+    start_proxy: Any, tiny_disk: Path
+) -> None:
+    import httpx
+
+    from proxy.evidence.chain import verify
+    from proxy.evidence.store import open_store
+
+    evidence = tiny_disk / "evidence"
+    proxy = start_proxy(evidence_dir=str(evidence))
+    client = openai.OpenAI(base_url=proxy.url, api_key="k", max_retries=0, timeout=15)
+    assert client.chat.completions.with_raw_response.create(
+        model="sim-gpt", messages=ATTACK).headers.get("x-guardproxy-evidence-id")  # type: ignore[arg-type]
+
+    filler = tiny_disk / "filler"
+    with filler.open("wb") as f:  # fill the disk to the last block
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    during = client.chat.completions.with_raw_response.create(model="sim-gpt", messages=ATTACK)  # type: ignore[arg-type]
+    assert during.status_code == 200 and "x-guardproxy-evidence-id" not in during.headers
+    ready = httpx.get(proxy.url.removesuffix("/v1") + "/readyz").json()
+    assert ready["checks"]["evidence"]["ok"] is False and "No space" in ready["checks"]["evidence"]["detail"]
+
+    filler.unlink()
+    after = client.chat.completions.with_raw_response.create(model="sim-gpt", messages=ATTACK)  # type: ignore[arg-type]
+    assert after.headers.get("x-guardproxy-evidence-id")
+    store = open_store(evidence)
+    try:
+        assert list(verify(store.links(), store.anchor())) == [], "the chain is intact after the outage"
+    finally:
+        store.close()
