@@ -8,7 +8,7 @@ from proxy.demo import run_demo
 
 
 def test_demo_runs_every_scripted_request_and_exits_zero() -> None:
-    console = Console(record=True, width=200)
+    console = Console(record=True, width=600)  # wide enough that no cell wraps
     assert run_demo(console) == 0
     out = console.export_text()
     for name in ("benign chat", "streaming chat", "direct injection", "indirect injection", "quiet indirect"):
