@@ -17,7 +17,13 @@ from proxy.errors import anthropic_error_body
 from proxy.model import Conversation, Location, Output, Provenance, Segment, ToolCall, ToolSpec, Trust
 from proxy.providers import jsonpath
 from proxy.providers.anthropic_schema import validate_request
-from proxy.providers.anthropic_stream import AnthropicCodec, arguments_json, stop_reason, tool_use_block
+from proxy.providers.anthropic_stream import (
+    AnthropicCodec,
+    arguments_json,
+    input_tokens,
+    stop_reason,
+    tool_use_block,
+)
 from proxy.providers.base import Provider
 from proxy.providers.markup import split_marked
 
@@ -211,7 +217,7 @@ def parse_output(response: dict[str, Any]) -> Output:
         finish_reason=response.get("stop_reason"),
         response_id=response.get("id"),
         model=response.get("model"),
-        input_tokens=usage.get("input_tokens"),
+        input_tokens=input_tokens(usage),
         output_tokens=usage.get("output_tokens"),
     )
 
@@ -253,3 +259,4 @@ ANTHROPIC = Provider(
     stream_codec=AnthropicCodec,
     error_body=anthropic_error_body,
 )
+

@@ -104,7 +104,7 @@ class StreamAccumulator:
             finish_reason=self.stop_reason,
             response_id=self.message.get("id"),
             model=self.message.get("model"),
-            input_tokens=usage.get("input_tokens"),
+            input_tokens=input_tokens(usage),
             output_tokens=self.output_tokens if self.output_tokens is not None else usage.get("output_tokens"),
         )
 
@@ -267,3 +267,10 @@ def _delta_text(data: dict[str, Any]) -> str:
 
 def _event(name: str, data: dict[str, Any]) -> ServerSentEvent:
     return ServerSentEvent(event=name, data=json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+
+def input_tokens(usage: dict[str, Any]) -> int | None:
+    """All input tokens, cached ones included (GenAI semconv), from an Anthropic `usage` object."""
+    parts = [usage.get(k) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")]
+    counted = [p for p in parts if isinstance(p, int)]
+    return sum(counted) if counted else None

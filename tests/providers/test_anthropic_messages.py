@@ -241,3 +241,13 @@ def test_segments_a_guard_added_are_put_where_anthropic_carries_them() -> None:
     listed = am.parse({**body(), "system": [{"type": "text", "text": "S"}]})
     out = am.render(listed.with_segments([notice, *listed.segments]))
     assert out["system"] == [{"type": "text", "text": "S"}, {"type": "text", "text": "NOTICE"}]
+
+
+def test_input_tokens_include_cached_ones() -> None:
+    from proxy.providers.anthropic_messages import parse_output
+
+    response = {"id": "m", "model": "c", "stop_reason": "end_turn", "content": [{"type": "text", "text": "hi"}],
+                "usage": {"input_tokens": 10, "cache_read_input_tokens": 90, "cache_creation_input_tokens": 5,
+                          "output_tokens": 3}}
+    out = parse_output(response)
+    assert (out.input_tokens, out.output_tokens) == (105, 3)
