@@ -30,8 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from proxy.guards.injection import build
 from proxy.model import Exchange, Phase
 from proxy.providers import openai_chat
-from proxy.rules.schema import DEFAULT_RULES_DIR
-from proxy.settings import Settings
+from proxy.settings import DEFAULT_RULES_DIR, Settings
 
 TARGET_MBPS = 25.0
 TARGET_P99_MS = 2.0

@@ -6,6 +6,7 @@ defaults. Unknown keys are an error: a typo in a config file must not silently f
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -21,8 +22,17 @@ from pydantic_settings import (
 from proxy.errors import ConfigError
 
 ENV_PREFIX = "GUARDPROXY_"
-# The shipped rules and policy live at the repository root, beside the `proxy` package.
-DEFAULT_RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
+
+
+def _shipped_rules_dir() -> Path:
+    """The shipped rules and policy: `rules/` beside the package in a checkout (or editable
+    install), else the copy a wheel installs under `<prefix>/share/guardproxy/rules`."""
+    checkout = Path(__file__).resolve().parents[1] / "rules"
+    installed = Path(sys.prefix) / "share" / "guardproxy" / "rules"
+    return installed if not checkout.is_dir() and installed.is_dir() else checkout
+
+
+DEFAULT_RULES_DIR = _shipped_rules_dir()
 FailureMode = Literal["closed", "open"]
 
 

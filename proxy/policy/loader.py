@@ -18,8 +18,9 @@ from proxy import yamldoc
 from proxy.errors import ConfigError
 from proxy.model import Action, Severity
 from proxy.policy.spec import ClientPolicy, Policy, QuarantineRule, Scope, TaintMode, ToolRule
+from proxy.settings import DEFAULT_RULES_DIR
 
-SCHEMA = Path(__file__).resolve().parents[2] / "rules" / "policy.schema.json"
+SCHEMA = DEFAULT_RULES_DIR / "policy.schema.json"
 
 
 @lru_cache(maxsize=4)

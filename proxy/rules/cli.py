@@ -21,8 +21,8 @@ from proxy.model import Trust
 from proxy.rules.checks import lint as lint_dir
 from proxy.rules.checks import run_examples
 from proxy.rules.evaluate import WORST, Report, evaluate, read_corpus
-from proxy.rules.schema import DEFAULT_RULES_DIR
 from proxy.rules.store import Live, RuleStore
+from proxy.settings import DEFAULT_RULES_DIR
 
 app = typer.Typer(help="Lint, test, explain and evaluate detection rules.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)

@@ -13,9 +13,8 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 
 from proxy.errors import ConfigError
+from proxy.settings import DEFAULT_RULES_DIR
 
-# The shipped rule set lives at the repository root, beside the `proxy` package.
-DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 SCHEMA_NAME = "schema.json"
 
 

@@ -15,9 +15,8 @@ from proxy.model import Action, Exchange, Phase, Severity, Vector, VerdictKind
 from proxy.pipeline import Pipeline, Stage
 from proxy.policy.spec import ClientPolicy
 from proxy.providers import openai_chat
-from proxy.rules.schema import DEFAULT_RULES_DIR
 from proxy.rules.store import RuleStore
-from proxy.settings import Settings, StageSettings
+from proxy.settings import DEFAULT_RULES_DIR, Settings, StageSettings
 from tests.rules.conftest import RULE_FILE, rule_yaml
 
 _EMPTY = Path(tempfile.mkdtemp())  # no rule files: build() parses options, loads nothing

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.rules.schema import DEFAULT_RULES_DIR
 from proxy.rules.store import Live, RuleStore
+from proxy.settings import DEFAULT_RULES_DIR
 
 RULE_FILE = """\
 kind: detection-rules

@@ -107,7 +107,7 @@ def test_benign_look_alikes_do_not_fire(shipped: Live) -> None:
 
 
 def test_loading_the_shipped_set_twice_gives_the_same_digest() -> None:
-    from proxy.rules.schema import DEFAULT_RULES_DIR
+    from proxy.settings import DEFAULT_RULES_DIR
 
     assert load_dir(DEFAULT_RULES_DIR).digest == load_dir(DEFAULT_RULES_DIR).digest
 

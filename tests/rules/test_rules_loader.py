@@ -10,7 +10,7 @@ import pytest
 from proxy.errors import ConfigError
 from proxy.model import Trust
 from proxy.rules.loader import load_dir
-from proxy.rules.schema import DEFAULT_RULES_DIR
+from proxy.settings import DEFAULT_RULES_DIR
 from tests.rules.conftest import RULE_FILE, rule_yaml
 
 CATEGORIES = {

@@ -103,8 +103,8 @@ def test_hints_flag_only_what_a_text_could_need() -> None:
 
 def test_hidden_tag_text_is_flagged_on_the_raw_text_and_decoded_for_every_rule() -> None:
     from proxy.model import Trust
-    from proxy.rules.schema import DEFAULT_RULES_DIR
     from proxy.rules.store import RuleStore
+    from proxy.settings import DEFAULT_RULES_DIR
 
     store = RuleStore(DEFAULT_RULES_DIR)
     store.load()
