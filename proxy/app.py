@@ -84,11 +84,14 @@ def create_app(
     telemetry = telemetry or Telemetry.from_env(redaction=lambda: _content_redactor(settings))
     pipeline = build_pipeline(settings, extra_guards)
     pipeline.stage_hook = telemetry.stage
-    admission = Admission(
-        settings.admission, default_concurrency=settings.upstream_max_connections,
-        upstream=urlsplit(settings.upstream_url).hostname or "", observer=telemetry,
-    )
-    telemetry.watch(admission)
+    # One limiter per distinct upstream: a slow Anthropic upstream must not queue OpenAI traffic.
+    admissions = {
+        base: Admission(settings.admission, default_concurrency=settings.upstream_max_connections,
+                        upstream=urlsplit(base).hostname or "", observer=telemetry)
+        for base in dict.fromkeys([settings.upstream_url, settings.anthropic_upstream_url or settings.upstream_url])
+    }
+    for admission in admissions.values():
+        telemetry.watch(admission)
     guards = [stage.guard for stage in pipeline.stages]
     for guard in guards:
         if isinstance(guard, ChangeAnnouncer):
@@ -105,7 +108,7 @@ def create_app(
         upstream = Upstream(settings)
         app.state.upstream = upstream
         app.state.relay = ChatRelay(
-            pipeline, upstream, observers, telemetry=telemetry, admission=admission,
+            pipeline, upstream, observers, telemetry=telemetry, admissions=admissions,
             stream_limits=StreamLimits(settings.stream.holdback_chars, settings.stream.max_hold_chars),
         )
         await policies.start()

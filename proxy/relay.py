@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -39,21 +39,22 @@ MAX_UPSTREAM_BODY = 64 * 1024 * 1024  # a completion larger than this is not a c
 class ChatRelay:
     def __init__(
         self, pipeline: Pipeline, upstream: Upstream, observers: Sequence[Observer] = (), *,
-        telemetry: Telemetry | None = None, admission: Admission | None = None,
+        telemetry: Telemetry | None = None, admissions: Mapping[str, Admission] | None = None,
         stream_limits: StreamLimits | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.upstream = upstream
         self.observers = list(observers)
         self.telemetry = telemetry or Telemetry.disabled()
-        self.admission = admission  # None: no admission control
+        self.admissions = dict(admissions or {})  # upstream base URL -> its limiter; none: no control
         self.stream_limits = stream_limits or StreamLimits()
 
     async def handle(
         self, exchange: Exchange, client_headers: dict[str, str], raw: bytes, provider: Provider = OPENAI
     ) -> Response:
-        if self.admission is not None:
-            self.admission.precheck(exchange)  # input cap, full queue: shed before any work
+        admission = self.admissions.get(self.upstream.base_for(provider.name))
+        if admission is not None:
+            admission.precheck(exchange)  # input cap, full queue: shed before any work
         start = time.perf_counter()
         with self.telemetry.scan(exchange, Phase.INPUT):
             verdict = await self.pipeline.run(exchange, Phase.INPUT)
@@ -65,7 +66,7 @@ class ChatRelay:
         body = provider.render(exchange.conversation)
         content = raw if body is exchange.conversation.raw else json.dumps(body).encode()
         headers = self.upstream.headers(client_headers, has_body=True, provider=provider.name)
-        lease = await self.admission.admit(exchange) if self.admission is not None else None
+        lease = await admission.admit(exchange) if admission is not None else None
         call = self.telemetry.upstream_call(exchange, self.upstream.base_for(provider.name), lease)
         call.inject(headers)  # traceparent: the upstream's own spans join this trace
         sent = time.perf_counter()
