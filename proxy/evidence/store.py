@@ -7,7 +7,7 @@ bundles, and prunes old bundles while leaving an anchor so the rest still verifi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,6 +91,25 @@ def row_of(bundle: dict[str, Any], size: int) -> Row:
         prev_hash=str(bundle["prev_hash"]),
         size=size,
     )
+
+
+def index_query(f: Filters, mark: str) -> tuple[str, list[str]]:
+    """The conditions an SQL index applies itself (time range, client) as ' and ...' text with its
+    arguments; `mark` is the driver's placeholder (`?` for SQLite, `%s` for PostgreSQL)."""
+    conditions = [("time >= ", f.since), ("time <= ", f.until), ("client = ", f.client)]
+    used = [(sql, value) for sql, value in conditions if value]
+    return "".join(f" and {sql}{mark}" for sql, _ in used), [value for _, value in used if value]
+
+
+def first_matches(rows: Iterable[Row], f: Filters) -> list[Row]:
+    """Up to `f.limit` rows that pass every filter, in the order given."""
+    out: list[Row] = []
+    for row in rows:
+        if matches(row, f):
+            out.append(row)
+            if len(out) >= f.limit:
+                break
+    return out
 
 
 def matches(row: Row, f: Filters) -> bool:

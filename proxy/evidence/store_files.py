@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.evidence.chain import GENESIS, Link, link
-from proxy.evidence.store import Filters, Label, PruneResult, Row, matches, row_of
+from proxy.evidence.store import Filters, Label, PruneResult, Row, first_matches, index_query, row_of
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _SCHEMA = """
@@ -141,21 +141,9 @@ class FileStore:
 
     def rows(self, filters: Filters | None = None) -> list[Row]:
         f = filters or Filters()
-        sql, args = f"select {_COLUMNS} from bundles where 1=1", list[str]()
-        if f.since:
-            sql, args = sql + " and time >= ?", [*args, f.since]
-        if f.until:
-            sql, args = sql + " and time <= ?", [*args, f.until]
-        if f.client:
-            sql, args = sql + " and client = ?", [*args, f.client]
-        out: list[Row] = []
-        for raw in self._db.execute(sql + " order by seq desc", args):
-            row = _from_sql(raw)
-            if matches(row, f):
-                out.append(row)
-                if len(out) >= f.limit:
-                    break
-        return out
+        where, args = index_query(f, "?")
+        raws = self._db.execute(f"select {_COLUMNS} from bundles where 1=1{where} order by seq desc", args)
+        return first_matches((_from_sql(raw) for raw in raws), f)
 
     def links(self) -> Iterator[Link]:
         cursor = self._db.execute("select seq, id, hash, prev_hash from bundles order by seq")

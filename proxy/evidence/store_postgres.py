@@ -15,7 +15,7 @@ import psycopg
 
 from proxy.errors import ConfigError
 from proxy.evidence.chain import GENESIS, Link, link
-from proxy.evidence.store import Filters, Label, PruneResult, Row, matches, row_of
+from proxy.evidence.store import Filters, Label, PruneResult, Row, first_matches, index_query, row_of
 
 CHAIN_LOCK = 0x6775_6172_6470  # "guardp": one advisory lock id for the chain
 _SCHEMA = """
@@ -87,21 +87,11 @@ class PostgresStore:
 
     def rows(self, filters: Filters | None = None) -> list[Row]:
         f = filters or Filters()
-        sql, args = f"select {_COLUMNS} from guardproxy_evidence where true", list[str]()
-        if f.since:
-            sql, args = sql + " and time >= %s", [*args, f.since]
-        if f.until:
-            sql, args = sql + " and time <= %s", [*args, f.until]
-        if f.client:
-            sql, args = sql + " and client = %s", [*args, f.client]
-        out: list[Row] = []
+        where, args = index_query(f, "%s")
         with self._lock:
-            for raw in self._db.execute(sql + " order by seq desc", args):
-                row = _row(raw)
-                if matches(row, f):
-                    out.append(row)
-                    if len(out) >= f.limit:
-                        break
+            raws = self._db.execute(
+                f"select {_COLUMNS} from guardproxy_evidence where true{where} order by seq desc", args)
+            out = first_matches((_row(raw) for raw in raws), f)
             self._db.commit()
         return out
 
