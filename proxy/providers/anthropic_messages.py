@@ -61,19 +61,10 @@ def parse(body: dict[str, Any]) -> Conversation:
 
 def render(conv: Conversation) -> dict[str, Any]:
     """The body to forward: the client's JSON with rewritten texts/tools, markup removed."""
-    body = conv.raw
-    changes = jsonpath.text_changes(conv)
-    tools_changed = [t.name for t in conv.tools] != [t.get("name") for t in body.get("tools") or ()]
-    added = [s for s in conv.segments if s.location is None]
-    if not changes and not tools_changed and not added:
-        return body
-    body = copy.deepcopy(body)
-    for path, text in changes:
-        jsonpath.put(body, path, text)
-    if tools_changed:
-        _write_tools(body, conv.tools)
-    _insert_added(body, added)
-    return body
+    return jsonpath.rewritten(
+        conv, lambda t: t.get("name"), _write_tools,
+        lambda body, c: _insert_added(body, [s for s in c.segments if s.location is None]),
+    )
 
 
 def _insert_added(body: dict[str, Any], added: list[Segment]) -> None:

@@ -6,9 +6,11 @@ the strings whose segments no longer join to the original, and `get`/`put` read 
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import Any
 
-from proxy.model import Conversation
+from proxy.model import Conversation, ToolSpec
 
 Path = tuple[str | int, ...]
 
@@ -35,3 +37,28 @@ def text_changes(conv: Conversation) -> list[tuple[Path, str]]:
         if get(conv.raw, path) != text:
             changes.append((path, text))
     return changes
+
+
+def rewritten(
+    conv: Conversation,
+    tool_name: Callable[[dict[str, Any]], Any],
+    write_tools: Callable[[dict[str, Any], tuple[ToolSpec, ...]], None],
+    write_added: Callable[[dict[str, Any], Conversation], None],
+) -> dict[str, Any]:
+    """The body to forward, for any wire format: the very `conv.raw` object when nothing changed
+    (so the upstream gets the client's bytes), else a copy with texts, tools and added segments
+    written back by the format's own writers."""
+    body = conv.raw
+    changes = text_changes(conv)
+    tools_changed = [t.name for t in conv.tools] != [tool_name(t) for t in body.get("tools") or ()]
+    added = any(s.location is None for s in conv.segments)
+    if not changes and not tools_changed and not added:
+        return body
+    body = copy.deepcopy(body)
+    for path, text in changes:
+        put(body, path, text)
+    if tools_changed:
+        write_tools(body, conv.tools)
+    if added:
+        write_added(body, conv)
+    return body

@@ -50,22 +50,12 @@ def parse(body: dict[str, Any]) -> Conversation:
 
 def render(conv: Conversation) -> dict[str, Any]:
     """The body to forward: the client's JSON with rewritten texts/tools, markup removed."""
-    body = conv.raw
-    changes = jsonpath.text_changes(conv)
-    tools_changed = [t.name for t in conv.tools] != [
-        (t.get("function") or {}).get("name") for t in body.get("tools") or ()
-    ]
-    inserts = _inserts(conv)
-    if not changes and not tools_changed and not inserts:
-        return body
-    body = copy.deepcopy(body)
-    for path, text in changes:
-        jsonpath.put(body, path, text)
-    if tools_changed:
-        _write_tools(body, conv.tools)
-    for at, message in reversed(inserts):  # back to front, so earlier positions stay valid
+    return jsonpath.rewritten(conv, lambda t: (t.get("function") or {}).get("name"), _write_tools, _write_inserts)
+
+
+def _write_inserts(body: dict[str, Any], conv: Conversation) -> None:
+    for at, message in reversed(_inserts(conv)):  # back to front, so earlier positions stay valid
         body["messages"].insert(at, message)
-    return body
 
 
 def is_unchanged(conv: Conversation) -> bool:
