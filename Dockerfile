@@ -12,13 +12,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-COPY requirements.lock ./
-RUN pip install --no-cache-dir --require-hashes -r requirements.lock
+# The same install as `make`: a pinned pip first, then the lock (the full closure) with --no-deps, so no
+# resolver runs and a new upload to the index cannot change or break the image.
+COPY requirements-bootstrap.lock requirements.lock ./
+RUN python -m pip install --no-cache-dir --no-deps --require-hashes -r requirements-bootstrap.lock \
+    && python -m pip install --no-cache-dir --no-deps --require-hashes -r requirements.lock \
+    && python -m pip check
 
 COPY pyproject.toml README.md ./
 COPY proxy ./proxy
 COPY rules ./rules
-RUN pip install --no-cache-dir --no-deps . \
+RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
     && useradd --system --uid 10001 --home-dir /var/lib/guardproxy --create-home guardproxy \
     && mkdir -p /var/lib/guardproxy/evidence \
     && chown -R guardproxy /var/lib/guardproxy

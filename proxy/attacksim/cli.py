@@ -11,18 +11,13 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-import anthropic
-import openai
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from proxy import serving
-from proxy.attacksim.agents import Agent, AnthropicAgent, OpenAIAgent
 from proxy.attacksim.runner import Report, run_suites
 from proxy.attacksim.scenarios import load_suites, policy_yaml
 from proxy.settings import load_settings
-from proxy.simulator import start_in_thread as start_simulator
 
 
 def stages(detect: bool) -> list[dict[str, Any]]:
@@ -32,6 +27,15 @@ def stages(detect: bool) -> list[dict[str, Any]]:
 
 def simulate(*, detect: bool, taint_mode: str, suites: list[str] | None, limit: int | None,
              progress: Any = None, api: str = "openai") -> Report:
+    # The SDKs, the proxy and the simulator are imported here, not at module level: every other
+    # `guardproxy` command would otherwise pay their import (about 2 s) at start-up.
+    import anthropic
+    import openai
+
+    from proxy import serving
+    from proxy.attacksim.agents import Agent, AnthropicAgent, OpenAIAgent
+    from proxy.simulator import start_in_thread as start_simulator
+
     loaded = load_suites(suites)
     if not loaded:
         raise typer.BadParameter(f"no such suite: {suites}")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from proxy.attacksim.agents import Agent
 from proxy.attacksim.scenarios import Injection, Suite, Target, Task
+
+if TYPE_CHECKING:  # the agents import the SDKs (about 2 s): only attack-sim runs pay it
+    from proxy.attacksim.agents import Agent
 
 MAX_STEPS = 5
 

@@ -57,6 +57,7 @@ class EvidenceRecorder:
         self.rng = rng
         self.writer = EvidenceWriter(open_store, queue_size, retention)
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="guardproxy-evidence-build")
+        self._warming: asyncio.Future[None] | None = None
 
     def begin(self, exchange: Exchange) -> None:
         if exchange.evidence_id is None and (flagged(exchange) or self.rng() < self.sample_rate):
@@ -100,7 +101,11 @@ class EvidenceRecorder:
     async def start(self) -> None:
         await asyncio.to_thread(self.writer.start)
         if self.analyzer is not None:
-            await asyncio.to_thread(self.analyzer.warm)
+            # Warmed in the background: importing Presidio costs about a second (several on a busy
+            # machine), and readiness must not wait for it. A bundle built before it is warm waits
+            # on the analyzer's own lock, so nothing is written unredacted.
+            self._warming = asyncio.get_running_loop().run_in_executor(self._builder, self.analyzer.warm)
+            self._warming.add_done_callback(_log_warm_failure)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.writer.close)
@@ -114,6 +119,11 @@ class EvidenceRecorder:
             detail += f"; last error: {s.last_error}"
         # Not ready while writes fail: a load balancer drains this replica until the store is back.
         return not s.failing, detail
+
+
+def _log_warm_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.error("PII analyzer failed to warm up: %s (bundles will retry it)", exc)
 
 
 def _live_ruleset(pipeline: Pipeline | None) -> str | None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from servers import UPSTREAM_KEY
 
@@ -21,6 +22,7 @@ from proxy.serving import free_port
 from proxy.simulator import SimConfig, start_in_thread
 
 GUARDPROXY = str(Path(sys.executable).parent / "guardproxy")
+START_BOUND_S = 120.0
 
 
 def serve(tmp: Path, name: str, upstream: str, evidence_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -33,18 +35,24 @@ def serve(tmp: Path, name: str, upstream: str, evidence_dir: Path) -> tuple[subp
     }))
     # The environment outranks the config file: point it at this test's store too.
     env = {**os.environ, "GUARDPROXY_UPSTREAM_API_KEY": UPSTREAM_KEY, "GUARDPROXY_EVIDENCE_DIR": str(evidence_dir)}
+    stderr = (tmp / f"{name}.stderr").open("wb")  # kept for the failure message
     proc = subprocess.Popen([GUARDPROXY, "serve", "--config", str(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    # Readiness decides, not a fixed budget: on a loaded machine start-up can take many seconds, so the
+    # bound is generous and only there to end a hung start; a child that exits ends the wait at once.
+    deadline = time.monotonic() + START_BOUND_S
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     proc.kill()
-    raise RuntimeError(f"{name} did not start")
+    proc.wait(5)
+    tail = (tmp / f"{name}.stderr").read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"{name} did not become ready (exit {proc.returncode}); its stderr ends:\n{tail}")
 
 
 def flagged(url: str, n: int) -> str | None:
@@ -56,6 +64,7 @@ def flagged(url: str, n: int) -> str | None:
     return response.headers.get("x-guardproxy-evidence-id")
 
 
+@pytest.mark.timeout(2 * START_BOUND_S + 120)  # two start-ups, then the burst
 def test_kill_9_mid_burst_leaves_a_verifiable_chain_and_every_promised_bundle(tmp_path: Path) -> None:
     sim = start_in_thread(config=SimConfig(require_key=UPSTREAM_KEY, ttft_ms=2.0))
     evidence_dir = tmp_path / "evidence"
