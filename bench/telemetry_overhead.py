@@ -102,7 +102,7 @@ def _micro_telemetry(label: str) -> Telemetry:
 
 async def _one_request(app: TelemetryMiddleware, pipeline: Pipeline, tel: Telemetry,
                        admission: Admission) -> None:
-    conv = Conversation("openai", "sim-gpt", False, (Segment(
+    conv = Conversation("openai.chat", "openai", "sim-gpt", False, (Segment(
         0, "user", "hello there", Trust.USER, Provenance("user"), Location(("messages", 0))),))
 
     async def inner(scope: Any, receive: Any, send: Any) -> None:

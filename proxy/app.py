@@ -1,9 +1,9 @@
 """The FastAPI app: routes, start-up and shutdown, and the one error handler.
 
 `create_app(settings)` wires the pieces (upstream client, guard pipeline, relay); the routes only
-translate between HTTP and those pieces. Every response, errors included, carries
-`x-guardproxy-request-id`, and every error leaves in its route's wire shape (Anthropic's on
-/v1/messages, OpenAI's everywhere else).
+translate between HTTP and those pieces. Every registered wire API (`proxy.providers.APIS`) gets
+its route; every response, errors included, carries `x-guardproxy-request-id`, and every error
+leaves in the wire shape of the API that owns its route (`WireAPI.error_body`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import gc
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from proxy import __version__
 from proxy.admission import Admission
 from proxy.body import read_json
-from proxy.errors import GuardProxyError, InvalidRequest, NotFound, anthropic_error_body
+from proxy.errors import GuardProxyError, InvalidRequest, NotFound
 from proxy.evidence.recorder import evidence_recorder
 from proxy.evidence.redact import BundleRedactor
 from proxy.guards.base import ChangeAnnouncer, ExchangeObserver, Guard, Lifecycle, Readiness
@@ -35,9 +35,8 @@ from proxy.pii.analyzer import shared_analyzer
 from proxy.policy.auth import api_key_from
 from proxy.policy.spec import hash_key
 from proxy.policy.store import PolicyStore
-from proxy.providers.anthropic_messages import ANTHROPIC
-from proxy.providers.base import Provider
-from proxy.providers.openai_chat import OPENAI
+from proxy.providers import APIS, api_for_route
+from proxy.providers.base import WireAPI
 from proxy.relay import ChatRelay, Observer
 from proxy.settings import Settings
 from proxy.stream_guard import StreamLimits
@@ -156,15 +155,15 @@ def _content_redactor(settings: Settings) -> Callable[[str], str]:
 
 
 def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies: PolicyStore) -> None:
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
-        return await relay_chat(request, OPENAI)
+    def route(api: WireAPI) -> Callable[[Request], Awaitable[Response]]:
+        async def handler(request: Request) -> Response:
+            return await relay_chat(request, api)
+        return handler
 
-    @app.post("/v1/messages")
-    async def messages(request: Request) -> Response:
-        return await relay_chat(request, ANTHROPIC)
+    for api in APIS.values():
+        app.add_api_route(api.route, route(api), methods=["POST"], name=api.name)
 
-    async def relay_chat(request: Request, provider: Provider) -> Response:
+    async def relay_chat(request: Request, provider: WireAPI) -> Response:
         received = time.perf_counter()
         raw, body = await read_json(
             request, max_bytes=settings.max_body_bytes, timeout_s=settings.timeouts.client_body_s
@@ -251,11 +250,6 @@ def _error_response(request: Request, exc: GuardProxyError) -> JSONResponse:
     if request_id:
         # Set here too: a 500 leaves through Starlette's outermost layer, past our middleware.
         headers[REQUEST_ID_HEADER] = request_id
-    return JSONResponse(_error_body(request, exc, request_id), status_code=exc.status_code, headers=headers)
-
-
-def _error_body(request: Request, exc: GuardProxyError, request_id: str | None) -> dict[str, Any]:
-    """One error tree, two wire shapes: Anthropic SDKs parse only Anthropic's."""
-    if request.url.path.startswith("/v1/messages"):
-        return anthropic_error_body(exc, request_id)
-    return exc.body(request_id)
+    # One error tree, one wire shape per API: Anthropic SDKs parse only Anthropic's.
+    body = api_for_route(request.url.path).error_body(exc, request_id)
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)

@@ -130,7 +130,8 @@ class ToolCall:
 class Conversation:
     """A request, normalised: trust-labelled segments, tools offered, model, stream flag."""
 
-    provider: str  # "openai" | "anthropic"
+    api: str  # the wire API it came in: "openai.chat" | "anthropic.messages" (proxy.providers.APIS)
+    vendor: str  # who serves that API: "openai" | "anthropic" (gen_ai.provider.name)
     model: str
     stream: bool
     segments: tuple[Segment, ...]

@@ -52,7 +52,7 @@ class ChatRelay:
     async def handle(
         self, exchange: Exchange, client_headers: dict[str, str], raw: bytes, provider: Provider = OPENAI
     ) -> Response:
-        admission = self.admissions.get(self.upstream.base_for(provider.name))
+        admission = self.admissions.get(self.upstream.base_for(provider.vendor))
         if admission is not None:
             admission.precheck(exchange)  # input cap, full queue: shed before any work
         start = time.perf_counter()
@@ -65,15 +65,15 @@ class ChatRelay:
             raise blocked_error(verdict, exchange)
         body = provider.render(exchange.conversation)
         content = raw if body is exchange.conversation.raw else json.dumps(body).encode()
-        headers = self.upstream.headers(client_headers, has_body=True, provider=provider.name)
+        headers = self.upstream.headers(client_headers, has_body=True, auth=provider.upstream_auth)
         lease = await admission.admit(exchange) if admission is not None else None
-        call = self.telemetry.upstream_call(exchange, self.upstream.base_for(provider.name), lease)
+        call = self.telemetry.upstream_call(exchange, self.upstream.base_for(provider.vendor), lease)
         call.inject(headers)  # traceparent: the upstream's own spans join this trace
         sent = time.perf_counter()
         try:
             response = await self.upstream.send(
                 "POST", provider.upstream_path, content=content, headers=headers,
-                stream=exchange.conversation.stream, provider=provider.name,
+                stream=exchange.conversation.stream, vendor=provider.vendor,
             )
         except GuardProxyError as exc:
             exchange.timings.upstream_ms = _ms_since(sent)

@@ -21,6 +21,7 @@ from proxy.guards.base import StreamingGuard
 from proxy.holdback import Inspecting, Stop, TextGate
 from proxy.model import Action, Decision, Exchange, Phase, ToolCall, Verdict, VerdictKind
 from proxy.pipeline import Pipeline, Stage
+from proxy.providers import api_named
 from proxy.providers.base import Part, PartKind, StreamCodec
 
 NOTICE = "[guardproxy stopped this response: {reason}]"
@@ -227,7 +228,7 @@ class StreamSession:
         delivered = dataclasses.replace(
             upstream, text=sent,
             tool_calls=tuple(self._calls_out) if self._calls_out is not None else upstream.tool_calls,
-            finish_reason=_STOPPED.get(exchange.conversation.provider, "stop") if outcome == "stopped"
+            finish_reason=api_named(exchange.conversation.api).stopped_reason if outcome == "stopped"
             else upstream.finish_reason,
         )
         if delivered != upstream:
@@ -248,9 +249,6 @@ class StreamSession:
         verdict = entry.verdict or Verdict()
         status = entry.status
         self.pipeline.record(self.exchange, entry.stage, Phase.OUTPUT, verdict, status=status, detail=entry.detail)
-
-
-_STOPPED = {"openai": "content_filter", "anthropic": "refusal"}  # the stop reason the client saw
 
 
 def _appended(upstream: str, final: str) -> str:

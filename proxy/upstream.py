@@ -2,19 +2,21 @@
 
 httpx lives here and nowhere else. The transport is aiohttp's by default: httpx's own async
 transport loses throughput as concurrency rises (encode/httpx#3215; measured in bench/). The
-upstream key is the proxy's own and is added here, to requests only; client headers are passed
-through an allow-list so nothing a client sends can steer or impersonate the proxy upstream.
+upstream key is the proxy's own and is added here (in the form the wire API's `upstream_auth`
+gives), to requests only; client headers are passed through an allow-list so nothing a client
+sends can steer or impersonate the proxy upstream.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from proxy.errors import UpstreamError, UpstreamTimeout
+from proxy.providers.base import bearer_auth
 from proxy.settings import Settings
 
 # Client request headers worth passing on; everything else (auth, hop-by-hop, host, forwarding
@@ -60,26 +62,23 @@ class Upstream:
             transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
         self._client = httpx.AsyncClient(transport=transport, trust_env=False)
 
-    def base_for(self, provider: str) -> str:
-        """The base URL requests for `provider`'s wire format go to."""
-        return self._base_urls.get(provider, self.base_url)
+    def base_for(self, vendor: str) -> str:
+        """The base URL requests to `vendor`'s APIs go to."""
+        return self._base_urls.get(vendor, self.base_url)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     def headers(
-        self, client_headers: Mapping[str, str], *, has_body: bool, provider: str = "openai"
+        self, client_headers: Mapping[str, str], *, has_body: bool,
+        auth: Callable[[str], dict[str, str]] = bearer_auth,
     ) -> dict[str, str]:
         out = {k: v for k, v in client_headers.items() if k.lower() in FORWARD_REQUEST_HEADERS}
         out["accept-encoding"] = "identity"  # we parse what we relay; no compressed bodies
         if has_body:
             out["content-type"] = "application/json"
-        if self._key is not None:
-            # Anthropic's API reads the key from x-api-key; the client's own key never goes on.
-            if provider == "anthropic":
-                out["x-api-key"] = self._key.get_secret_value()
-            else:
-                out["authorization"] = f"Bearer {self._key.get_secret_value()}"
+        if self._key is not None:  # the client's own key never goes on
+            out |= auth(self._key.get_secret_value())
         return out
 
     async def send(
@@ -90,12 +89,12 @@ class Upstream:
         content: bytes | None = None,
         headers: dict[str, str],
         stream: bool = False,
-        provider: str = "openai",
+        vendor: str = "openai",
     ) -> httpx.Response:
         """Send and return the response with its body unread (the caller reads or streams it)."""
         request = self._client.build_request(
             method,
-            self.base_for(provider) + path,
+            self.base_for(vendor) + path,
             content=content,
             headers=headers,
             timeout=self._stream_timeout if stream else self._timeout,

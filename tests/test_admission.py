@@ -14,7 +14,7 @@ from proxy.settings import AdmissionSettings
 
 def exchange(text: str = "hello", client: str = "default") -> Exchange:
     seg = Segment(0, "user", text, Trust.USER, Provenance("user"), Location(("messages", 0, "content")))
-    conv = Conversation(provider="openai", model="m", stream=False, segments=(seg,))
+    conv = Conversation(api="openai.chat", vendor="openai", model="m", stream=False, segments=(seg,))
     return Exchange(request_id="req_test", conversation=conv, client=client)
 
 

@@ -40,7 +40,7 @@ def conversation(*texts: str, **raw: Any) -> Conversation:
         Segment(i, "user", t, Trust.USER, Provenance("user"), Location(("messages", i, "content")))
         for i, t in enumerate(texts)
     )
-    return Conversation(provider="openai", model="m", stream=False, segments=segs, raw=raw)
+    return Conversation(api="openai.chat", vendor="openai", model="m", stream=False, segments=segs, raw=raw)
 
 
 # --- exporter plans ----------------------------------------------------------------------------

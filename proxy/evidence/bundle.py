@@ -18,7 +18,7 @@ from typing import Any
 from proxy import __version__
 from proxy.evidence.redact import BundleRedactor
 from proxy.model import Conversation, Exchange, Finding, Output, Segment, Trust
-from proxy.providers import anthropic_messages, openai_chat
+from proxy.providers import api_named
 
 SCHEMA = "guardproxy.evidence/1"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -68,7 +68,8 @@ def build(
         "request_id": exchange.request_id,
         "trace_id": exchange.trace_id,
         "client": exchange.client,
-        "provider": received.provider,
+        "provider": received.vendor,
+        "api": received.api,
         "model": received.model,
         "stream": received.stream,
         "kept": {"reason": kept.reason, "sample_rate": kept.sample_rate},
@@ -101,9 +102,7 @@ def build(
 
 def _rendered(conv: Conversation) -> dict[str, Any]:
     """The body as forwarded, by the adapter of the wire format it came in."""
-    if conv.provider == anthropic_messages.PROVIDER:
-        return anthropic_messages.render(conv)
-    return openai_chat.render(conv)
+    return api_named(conv.api).render(conv)
 
 
 def _segment(seg: Segment, received: Conversation, r: BundleRedactor) -> dict[str, Any]:

@@ -50,11 +50,9 @@ def _parse(bundle: dict[str, Any]) -> Conversation:
     body = (bundle.get("request") or {}).get("received")
     if not isinstance(body, dict):
         raise ValueError("bundle holds no received request")
-    from proxy.providers import anthropic_messages, openai_chat
+    from proxy.providers import api_named
 
-    if bundle.get("provider") == anthropic_messages.PROVIDER:
-        return anthropic_messages.parse(body)
-    return openai_chat.parse(body)
+    return api_named(bundle.get("api") or bundle.get("provider")).parse(body)
 
 
 def _rules_then(bundle: dict[str, Any]) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from proxy.model import Action, Decision, Exchange, Phase, Verdict, VerdictKind
+from proxy.providers import api_named
 
 
 @dataclass
@@ -21,8 +22,7 @@ class LimitsGuard:
 
     async def inspect(self, exchange: Exchange, phase: Phase) -> Verdict:
         conv = exchange.conversation
-        raw_messages = conv.raw.get("messages")
-        n_messages = len(raw_messages) if isinstance(raw_messages, list) else len(conv.segments)
+        n_messages = api_named(conv.api).message_count(conv.raw) if conv.raw else len(conv.segments)
         problems = []
         if n_messages > self.max_messages:
             problems.append(f"{n_messages} messages exceed the limit of {self.max_messages}")

@@ -13,9 +13,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from proxy.errors import anthropic_error_body
 from proxy.model import Conversation, Location, Output, Provenance, Segment, ToolCall, ToolSpec, Trust
-from proxy.providers import jsonpath
+from proxy.providers import jsonpath, params
+from proxy.providers.anthropic_errors import anthropic_error_body
 from proxy.providers.anthropic_schema import validate_request
 from proxy.providers.anthropic_stream import (
     AnthropicCodec,
@@ -24,10 +24,11 @@ from proxy.providers.anthropic_stream import (
     stop_reason,
     tool_use_block,
 )
-from proxy.providers.base import Provider
+from proxy.providers.base import WireAPI
 from proxy.providers.markup import split_marked
 
-PROVIDER = "anthropic"
+API = "anthropic.messages"
+VENDOR = "anthropic"
 _ROLE_TRUST = {"user": Trust.USER, "assistant": Trust.USER}  # assistant: client-supplied history
 Texts = list[tuple[jsonpath.Path, str, Trust, Provenance]]
 
@@ -50,7 +51,8 @@ def parse(body: dict[str, Any]) -> Conversation:
                 seg_trust, seg_prov = trust, prov
             segments.append(Segment(len(segments), role, piece.text, seg_trust, seg_prov, Location(path, part)))
     return Conversation(
-        provider=PROVIDER,
+        api=API,
+        vendor=VENDOR,
         model=body["model"],
         stream=bool(body.get("stream", False)),
         segments=tuple(segments),
@@ -240,8 +242,14 @@ def render_output(response: dict[str, Any], output: Output) -> dict[str, Any]:
     return response
 
 
-ANTHROPIC = Provider(
-    name=PROVIDER,
+def upstream_auth(key: str) -> dict[str, str]:
+    return {"x-api-key": key}  # Anthropic's API reads the key from x-api-key, not Authorization
+
+
+ANTHROPIC = WireAPI(
+    name=API,
+    vendor=VENDOR,
+    route="/v1/messages",
     upstream_path="/messages",
     parse=parse,
     render=render,
@@ -249,5 +257,9 @@ ANTHROPIC = Provider(
     render_output=render_output,
     stream_codec=AnthropicCodec,
     error_body=anthropic_error_body,
+    request_params=params.anthropic_messages,
+    message_count=params.message_count,
+    upstream_auth=upstream_auth,
+    stopped_reason="refusal",
 )
 

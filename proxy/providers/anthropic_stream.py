@@ -14,8 +14,9 @@ from typing import Any
 
 from httpx_sse import ServerSentEvent
 
-from proxy.errors import GuardProxyError, anthropic_error_body
+from proxy.errors import GuardProxyError
 from proxy.model import Output, ToolCall
+from proxy.providers.anthropic_errors import anthropic_error_body
 from proxy.providers.base import Part, PartKind
 
 TOOL_BLOCKS = frozenset({"tool_use"})  # client-executed calls: the scopes decide on them

@@ -1,6 +1,6 @@
-"""The provider interface: what the relay needs from one wire format, stated once.
+"""The wire-API interface: what the proxy needs from one wire format, stated once.
 
-A provider parses a request body into a Conversation and renders it back, parses and re-renders a
+A wire API parses a request body into a Conversation and renders it back, parses and re-renders a
 non-streamed response, names its upstream path and auth, shapes errors, and hands out a per-stream
 codec. The codec is the streaming half: it classifies each upstream SSE event (text to inspect,
 tool-call parts to hold, boundaries), accumulates the Output, and encodes the events the proxy
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from httpx_sse import ServerSentEvent
 
 from proxy.errors import GuardProxyError
-from proxy.model import Conversation, Output, ToolCall
+from proxy.model import Conversation, Output, Phase, ToolCall
 
 
 class PartKind(StrEnum):
@@ -87,14 +87,61 @@ class StreamCodec(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Provider:
-    """One wire format, as the functions of its adapter module (stated once, not wrapped per API)."""
+class RequestParams:
+    """The sampling settings a request asked for, neutral of wire format (telemetry names them)."""
 
-    name: str  # "openai" | "anthropic": Conversation.provider
-    upstream_path: str  # appended to the upstream base URL
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    choice_count: int | None = None  # only when not 1
+    output_type: str | None = None  # "text" | "json"
+    api_type: str | None = None  # a vendor's own name for the API (openai.api.type)
+
+
+@dataclass(frozen=True, slots=True)
+class PhasePlan:
+    """Which guard phase judges what crosses the proxy in each direction.
+
+    A model API sends the client's conversation to the model (INPUT) and the model's answer back
+    (OUTPUT). MCP flips it: a `tools/call` request is what the model decided (OUTPUT), its
+    result is untrusted content the model will read (INPUT).
+    """
+
+    request: Phase = Phase.INPUT
+    response: Phase = Phase.OUTPUT
+
+
+def bearer_auth(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+@dataclass(frozen=True, slots=True)
+class WireAPI:
+    """One wire API, as the functions of its adapter module (stated once, not wrapped per API).
+
+    Every wire-format question is answered here; see `proxy.providers` for the contract.
+    """
+
+    name: str  # the API, e.g. "openai.chat": Conversation.api, the registry key
+    vendor: str  # who serves it, e.g. "openai": gen_ai.provider.name and the upstream base URL
+    route: str  # the proxy's own path, e.g. "/v1/chat/completions"
+    upstream_path: str  # appended to the vendor's upstream base URL
     parse: Callable[[dict[str, Any]], Conversation]
     render: Callable[[Conversation], dict[str, Any]]  # the very `conv.raw` object when nothing changed
     parse_output: Callable[[dict[str, Any]], Output]
     render_output: Callable[[dict[str, Any], Output], dict[str, Any]]
     stream_codec: Callable[[], StreamCodec]
     error_body: Callable[[GuardProxyError, str | None], dict[str, Any]]
+    request_params: Callable[[dict[str, Any]], RequestParams]
+    message_count: Callable[[dict[str, Any]], int]
+    upstream_auth: Callable[[str], dict[str, str]] = bearer_auth  # the proxy's upstream key -> headers
+    stopped_reason: str = "stop"  # the finish reason a client sees when the proxy ends a stream
+    operation: str = "chat"  # gen_ai.operation.name
+    phases: PhasePlan = PhasePlan()
+
+
+Provider = WireAPI  # the name the stream modules still use

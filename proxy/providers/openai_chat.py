@@ -13,13 +13,14 @@ import copy
 from typing import Any
 
 from proxy.model import Conversation, Location, Output, Provenance, Segment, ToolCall, ToolSpec, Trust
-from proxy.providers import jsonpath
-from proxy.providers.base import Provider
+from proxy.providers import jsonpath, params
+from proxy.providers.base import WireAPI
 from proxy.providers.markup import split_marked
 from proxy.providers.openai_events import OpenAICodec
 from proxy.providers.openai_schema import validate_request
 
-PROVIDER = "openai"
+API = "openai.chat"
+VENDOR = "openai"
 _ROLE_TRUST = {
     "system": Trust.TRUSTED,
     "developer": Trust.TRUSTED,
@@ -39,7 +40,8 @@ def parse(body: dict[str, Any]) -> Conversation:
         for path, text in _texts(message, ("messages", i)):
             _add_segments(segments, message, path, text, tool_names)
     return Conversation(
-        provider=PROVIDER,
+        api=API,
+        vendor=VENDOR,
         model=body["model"],
         stream=bool(body.get("stream", False)),
         segments=tuple(segments),
@@ -195,8 +197,10 @@ def render_output(response: dict[str, Any], output: Output) -> dict[str, Any]:
     return response
 
 
-OPENAI = Provider(
-    name=PROVIDER,
+OPENAI = WireAPI(
+    name=API,
+    vendor=VENDOR,
+    route="/v1/chat/completions",
     upstream_path="/chat/completions",
     parse=parse,
     render=render,
@@ -204,4 +208,7 @@ OPENAI = Provider(
     render_output=render_output,
     stream_codec=OpenAICodec,
     error_body=lambda error, request_id: error.body(request_id),
+    request_params=params.openai_chat,
+    message_count=params.message_count,
+    stopped_reason="content_filter",
 )

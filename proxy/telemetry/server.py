@@ -20,6 +20,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from proxy.model import Exchange, Timings
+from proxy.providers import api_named
 from proxy.telemetry import names as n
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class TelemetryMiddleware:
         if isinstance(exchange, Exchange):
             conv = exchange.conversation
             gen_attrs: dict[str, Any] = {
-                n.GEN_AI_OPERATION_NAME: "chat", n.GEN_AI_PROVIDER_NAME: conv.provider,
+                n.GEN_AI_OPERATION_NAME: api_named(conv.api).operation, n.GEN_AI_PROVIDER_NAME: conv.vendor,
                 n.GEN_AI_REQUEST_MODEL: conv.model, n.ROUTE: route or scope["path"],
             }
             if status >= 400:

@@ -18,6 +18,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from proxy.model import Conversation, Exchange
+from proxy.providers import api_named
 from proxy.telemetry import content
 from proxy.telemetry import names as n
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from proxy.telemetry.core import Telemetry
 
 _TRACE_CONTEXT = TraceContextTextMapPropagator()
-OPERATION = "chat"  # OpenAI chat completions and Anthropic messages alike (semconv)
 _REPORTED = (  # upstream timing headers (ms) -> our attribute (s)
     ("openai-processing-ms", n.UPSTREAM_REPORTED_PROCESSING),
     ("x-queue-time", n.UPSTREAM_REPORTED_QUEUE),
@@ -53,7 +53,8 @@ class UpstreamCall:
         self.span: Span | None = None
         if tel.tracer is not None:
             conv = exchange.conversation
-            name = n.SPAN_CHAT.format(operation=OPERATION, model=conv.model) if conv.model else OPERATION
+            operation = api_named(conv.api).operation
+            name = n.SPAN_CHAT.format(operation=operation, model=conv.model) if conv.model else operation
             self.span = tel.tracer.start_span(
                 name, kind=SpanKind.CLIENT, start_time=self._start_ns,
                 attributes=request_attributes(conv, self.address, self.port),
@@ -103,7 +104,7 @@ class UpstreamCall:
         out = exchange.output
         conv = exchange.conversation
         attrs: dict[str, Any] = {
-            n.GEN_AI_OPERATION_NAME: OPERATION, n.GEN_AI_PROVIDER_NAME: conv.provider,
+            n.GEN_AI_OPERATION_NAME: api_named(conv.api).operation, n.GEN_AI_PROVIDER_NAME: conv.vendor,
             n.GEN_AI_REQUEST_MODEL: conv.model, n.SERVER_ADDRESS: self.address,
             n.SERVER_PORT: self.port,
         }
@@ -165,39 +166,33 @@ class UpstreamCall:
 
 def request_attributes(conv: Conversation, address: str, port: int) -> dict[str, Any]:
     """The attributes known at span creation (the ones that matter for sampling come first)."""
+    api = api_named(conv.api)
     attrs: dict[str, Any] = {
-        n.GEN_AI_OPERATION_NAME: OPERATION, n.GEN_AI_PROVIDER_NAME: conv.provider,
+        n.GEN_AI_OPERATION_NAME: api.operation, n.GEN_AI_PROVIDER_NAME: conv.vendor,
         n.SERVER_ADDRESS: address, n.SERVER_PORT: port,
     }
     if conv.model:
         attrs[n.GEN_AI_REQUEST_MODEL] = conv.model
-    if conv.provider == "openai":
-        attrs[n.OPENAI_API_TYPE] = "chat_completions"
-    raw = conv.raw
-    max_tokens = raw.get("max_completion_tokens", raw.get("max_tokens"))
-    if _is_int(max_tokens):
-        attrs[n.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    for key, name in (("temperature", n.GEN_AI_REQUEST_TEMPERATURE),
-                      ("top_p", n.GEN_AI_REQUEST_TOP_P),
-                      ("frequency_penalty", n.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-                      ("presence_penalty", n.GEN_AI_REQUEST_PRESENCE_PENALTY)):
-        value = raw.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            attrs[name] = float(value)
-    stop = raw.get("stop")
-    if isinstance(stop, str):
-        attrs[n.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
-    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
-        attrs[n.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
-    if _is_int(raw.get("seed")):
-        attrs[n.GEN_AI_REQUEST_SEED] = raw["seed"]
-    if _is_int(raw.get("n")) and raw["n"] != 1:
-        attrs[n.GEN_AI_REQUEST_CHOICE_COUNT] = raw["n"]
+    p = api.request_params(conv.raw)  # each API spells its settings its own way
+    if p.api_type:
+        attrs[n.OPENAI_API_TYPE] = p.api_type
+    if p.max_tokens is not None:
+        attrs[n.GEN_AI_REQUEST_MAX_TOKENS] = p.max_tokens
+    for value, name in ((p.temperature, n.GEN_AI_REQUEST_TEMPERATURE), (p.top_p, n.GEN_AI_REQUEST_TOP_P),
+                        (p.frequency_penalty, n.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+                        (p.presence_penalty, n.GEN_AI_REQUEST_PRESENCE_PENALTY)):
+        if value is not None:
+            attrs[name] = value
+    if p.stop:
+        attrs[n.GEN_AI_REQUEST_STOP_SEQUENCES] = list(p.stop)
+    if p.seed is not None:
+        attrs[n.GEN_AI_REQUEST_SEED] = p.seed
+    if p.choice_count is not None:
+        attrs[n.GEN_AI_REQUEST_CHOICE_COUNT] = p.choice_count
     if conv.stream:
         attrs[n.GEN_AI_REQUEST_STREAM] = True
-    fmt = raw.get("response_format")
-    if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema", "text"):
-        attrs[n.GEN_AI_OUTPUT_TYPE] = "text" if fmt["type"] == "text" else "json"
+    if p.output_type:
+        attrs[n.GEN_AI_OUTPUT_TYPE] = p.output_type
     return attrs
 
 
@@ -244,6 +239,3 @@ def _server_attributes(attrs: dict[str, Any]) -> dict[str, Any]:
             n.GEN_AI_RESPONSE_MODEL)
     return {k: attrs[k] for k in keep if k in attrs}
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -329,5 +329,5 @@ def test_upstream_error_event_mid_stream_is_relayed_and_recorded(start: Start, s
     scripted.script.error_after = 4  # role chunk, three text chunks
     with pytest.raises(openai.APIError, match="Overloaded"):
         oai_stream(proxy)
-    assert len(seen) == 2 and seen[-1].conversation.provider == "openai"
+    assert len(seen) == 2 and seen[-1].conversation.api == "openai.chat"
     assert seen[-1].attributes["stream_error"] == "upstream_error_event"

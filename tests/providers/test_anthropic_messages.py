@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from proxy.errors import InvalidRequest, anthropic_error_body
+from proxy.errors import InvalidRequest
+from proxy.providers.anthropic_errors import anthropic_error_body
 from proxy.model import Output, Provenance, Segment, ToolCall, ToolSpec, Trust
 from proxy.providers import anthropic_messages as am
 
@@ -67,7 +68,8 @@ def test_trust_and_provenance_of_every_segment() -> None:
         ("user", "inner", Trust.UNTRUSTED, "marked", "https://x.example"),
         ("user", "Summarise.", Trust.USER, "user", None),
     ]
-    assert conv.provider == "anthropic" and conv.model == "claude-x" and conv.stream is False
+    assert conv.api == "anthropic.messages" and conv.vendor == "anthropic"
+    assert conv.model == "claude-x" and conv.stream is False
     assert conv.segments[7].provenance.tool_call_id == "toolu_9"
     assert conv.segments[9].provenance.tool_call_id == "toolu_9"  # marked inside a result keeps the id
     assert [t.name for t in conv.tools] == ["read_inbox", "send_email"]
