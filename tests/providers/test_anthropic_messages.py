@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from proxy.errors import InvalidRequest
-from proxy.providers.anthropic_errors import anthropic_error_body
 from proxy.model import Output, Provenance, Segment, ToolCall, ToolSpec, Trust
 from proxy.providers import anthropic_messages as am
+from proxy.providers.anthropic_errors import anthropic_error_body
 
 TOOLS = [
     {"name": "read_inbox", "description": "Read mail", "input_schema": {"type": "object"}},
