@@ -1,11 +1,15 @@
-"""What guardproxy adds over calling the upstream directly: req/s and p50/p99 at c = 1, 8, 32.
+"""What guardproxy costs over calling the upstream directly, layer by layer, in one run.
 
-Starts the simulated upstream and one proxy process per configuration (each a real
-`guardproxy serve`, one worker), then drives every target with the raw-socket load client in
-interleaved rounds (direct, proxies..., direct, ...) so machine drift hits all alike. The request
-is a ~4 KB conversation with a tool call and a tool result. Loopback only; every loop is bounded.
+Starts the simulated upstream, the floor (`floor.py`: a bare FastAPI + httpx-aiohttp pass-through)
+and one `guardproxy serve` per configuration, from bare (no stages, no evidence, telemetry off) up
+to the full default pipeline one layer at a time, then drives every target with the raw-socket load
+client in interleaved rounds so machine drift hits all alike. For each target it prints the server
+process's CPU time per request (utime + stime of the whole process tree: the steadiest figure on a
+shared machine), its ratio to the floor's, p50 / p99, the latency added over direct, and req/s.
+The request is a ~4 KB conversation with a tool call and a tool result. Loopback only; every loop
+is bounded.
 
-    python bench/overhead.py [--conc 1,8,32] [--n 400] [--rounds 2] [--transports aiohttp,httpx]
+    python bench/overhead.py [--conc 1,8,32] [--n 400] [--rounds 2] [--workers 1] [--only a,b]
 """
 
 from __future__ import annotations
@@ -17,16 +21,21 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
+from cpu import cpu_seconds
 from loadclient import Result, run
 
 BIN = Path(sys.executable).parent
+HERE = Path(__file__).parent
+DEFAULT_STAGES = ["limits", "quarantine", "injection", "tool_scope", "segregation", "output_leak"]
 
 
 def conversation() -> bytes:
@@ -46,22 +55,47 @@ def conversation() -> bytes:
     return json.dumps(body).encode()
 
 
+@dataclass
+class Config:
+    """One proxy configuration: a label and the environment that makes it."""
+
+    label: str
+    env: dict[str, str]
+
+
+def configurations(workers: int) -> list[Config]:
+    """Bare guardproxy, then telemetry, evidence and each default stage added one at a time."""
+    bare = {"GUARDPROXY_STAGES": "[]", "GUARDPROXY_EVIDENCE__ENABLED": "false", "OTEL_SDK_DISABLED": "true"}
+    configs = [Config("gp bare", bare),
+               Config("+ telemetry", {**bare, "OTEL_SDK_DISABLED": "false"}),
+               Config("+ evidence", {**bare, "OTEL_SDK_DISABLED": "false", "GUARDPROXY_EVIDENCE__ENABLED": "true"})]
+    for i in range(1, len(DEFAULT_STAGES) + 1):
+        stages = json.dumps([{"name": s} for s in DEFAULT_STAGES[:i]])
+        label = "default pipeline" if i == len(DEFAULT_STAGES) else f"+ {DEFAULT_STAGES[i - 1]}"
+        configs.append(Config(label, {"OTEL_SDK_DISABLED": "false", "GUARDPROXY_EVIDENCE__ENABLED": "true",
+                                      "GUARDPROXY_STAGES": stages}))
+    if workers > 1:
+        for c in configs:
+            c.env["GUARDPROXY_WORKERS"] = str(workers)
+    return configs
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
-            if httpx.get(url, timeout=1).status_code < 500:
+            if httpx.get(url, timeout=2).status_code < 500:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
+    raise SystemExit(f"{url} did not come up (exit {proc.poll()})")
 
 
 def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -69,35 +103,56 @@ def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Pope
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+@dataclass
+class Target:
+    label: str
+    url: str
+    pid: int | None  # None: not ours to measure (the upstream when called directly)
+    cpu_s: float = 0.0
+    requests: int = 0
+    runs: dict[int, list[Result]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cpu_s / self.requests * 1e6 if self.requests else float("nan")
+
+
 Procs = list[subprocess.Popen[bytes]]
 
 
-def start_targets(transports: list[str], upstream: str) -> tuple[dict[str, str], Procs]:
-    targets, procs = {"direct": upstream + "/chat/completions"}, []
-    configs = [(f"guards-off/{t}", t, "[]") for t in transports]
-    configs.append((f"default/{transports[0]}", transports[0], ""))
-    for label, transport, stages in configs:
+def start_targets(configs: list[Config], upstream: str, evidence_root: Path) -> tuple[list[Target], Procs]:
+    targets = [Target("direct", upstream + "/chat/completions", None)]
+    procs: Procs = []
+    port = free_port()
+    floor = start([sys.executable, str(HERE / "floor.py"), "--port", str(port), "--upstream", upstream])
+    procs.append(floor)
+    wait_ready(f"http://127.0.0.1:{port}/healthz", floor)
+    floor_url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    targets.append(Target("floor (bare FastAPI pass-through)", floor_url, floor.pid))
+    for i, config in enumerate(configs):
         port = free_port()
-        env = {"GUARDPROXY_UPSTREAM_TRANSPORT": transport, "GUARDPROXY_LOG_LEVEL": "warning"}
-        if stages:
-            env["GUARDPROXY_STAGES"] = stages
-        procs.append(start([str(BIN / "guardproxy"), "serve", "--port", str(port), "--upstream", upstream], env))
-        wait_ready(f"http://127.0.0.1:{port}/healthz")
-        targets[label] = f"http://127.0.0.1:{port}/v1/chat/completions"
+        env = {"GUARDPROXY_LOG_LEVEL": "warning", "GUARDPROXY_EVIDENCE_DIR": str(evidence_root / str(i)),
+               **config.env}
+        proc = start([str(BIN / "guardproxy"), "serve", "--port", str(port), "--upstream", upstream], env)
+        procs.append(proc)
+        wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
+        targets.append(Target(config.label, f"http://127.0.0.1:{port}/v1/chat/completions", proc.pid))
     return targets, procs
 
 
-async def measure(targets: dict[str, str], conc: list[int], n: int, rounds: int) -> dict[tuple[str, int], list[Result]]:
+async def measure(targets: list[Target], conc: list[int], n: int, rounds: int) -> None:
     body = conversation()
-    results: dict[tuple[str, int], list[Result]] = defaultdict(list)
     for c in conc:
-        for label, url in targets.items():  # warm-up
-            await run(label, url, body, c, min(n, 100))
+        for t in targets:  # warm-up: caches, connection pools, lazy imports
+            await run(t.label, t.url, body, c, min(n, 100))
         for r in range(rounds):
-            order = list(targets.items())
-            for label, url in order if r % 2 == 0 else reversed(order):
-                results[(label, c)].append(await run(label, url, body, c, n))
-    return results
+            for t in targets if r % 2 == 0 else list(reversed(targets)):
+                before = cpu_seconds(t.pid) if t.pid else 0.0
+                result = await run(t.label, t.url, body, c, n)
+                if t.pid:
+                    t.cpu_s += cpu_seconds(t.pid) - before
+                    t.requests += len(result.latencies_ms) + result.errors
+                t.runs[c].append(result)
 
 
 def merged(rs: list[Result]) -> Result:
@@ -105,19 +160,24 @@ def merged(rs: list[Result]) -> Result:
                   sum(r.errors for r in rs), sum(r.seconds for r in rs))
 
 
-def report(results: dict[tuple[str, int], list[Result]], conc: list[int], labels: list[str]) -> None:
-    print(f"\nbody={len(conversation())} bytes; one proxy worker; ms are per request\n")
-    print("| target | c | req/s | p50 ms | p99 ms | added p50 | added p99 | req/s ratio | errors |")
+def report(targets: list[Target], conc: list[int], workers: int) -> None:
+    floor = targets[1]
+    c1 = conc[0]
+    print(f"\nbody={len(conversation())} bytes; {workers} proxy worker(s); {os.cpu_count()} cores; "
+          f"latency columns at c={c1}; CPU is the server's process tree over every measured request\n")
+    rps_head = " / ".join(f"c={c}" for c in conc)
+    print(f"| target | CPU µs/req | x floor | p50 ms | p99 ms | added p50 | added p99 | req/s {rps_head} | errors |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for c in conc:
-        direct = merged(results[("direct", c)])
-        d99 = direct.pct(0.99)
-        print(f"| direct | {c} | {direct.rps:.0f} | {direct.p50:.2f} | {d99:.2f} | | | | {direct.errors} |")
-        for label in labels:
-            r = merged(results[(label, c)])
-            print(f"| {label} | {c} | {r.rps:.0f} | {r.p50:.2f} | {r.pct(0.99):.2f} | "
-                  f"{r.p50 - direct.p50:+.2f} | {r.pct(0.99) - direct.pct(0.99):+.2f} | "
-                  f"{r.rps / direct.rps:.3f} | {r.errors} |")
+    direct = merged(targets[0].runs[c1])
+    for t in targets:
+        r = merged(t.runs[c1])
+        rps = " / ".join(f"{merged(t.runs[c]).rps:.0f}" for c in conc)
+        errors = sum(merged(t.runs[c]).errors for c in conc)
+        cpu = f"{t.cpu_us_per_request:.0f}" if t.pid else "—"
+        ratio = f"{t.cpu_us_per_request / floor.cpu_us_per_request:.2f}" if t.pid else "—"
+        added = "" if t is targets[0] else f"{r.p50 - direct.p50:+.2f} | {r.pct(0.99) - direct.pct(0.99):+.2f}"
+        added = added or " | "
+        print(f"| {t.label} | {cpu} | {ratio} | {r.p50:.2f} | {r.pct(0.99):.2f} | {added} | {rps} | {errors} |")
 
 
 def main() -> None:
@@ -125,26 +185,33 @@ def main() -> None:
     parser.add_argument("--conc", default="1,8,32")
     parser.add_argument("--n", type=int, default=400, help="requests per round per target")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--transports", default="aiohttp,httpx")
+    parser.add_argument("--workers", type=int, default=1, help="proxy worker processes per configuration")
+    parser.add_argument("--only", help="comma-separated configuration labels to run (default: all)")
     parser.add_argument("--upstream", help="an already running OpenAI-compatible upstream (…/v1)")
     args = parser.parse_args()
     conc = [int(c) for c in args.conc.split(",")]
-    procs = []
+    configs = configurations(args.workers)
+    if args.only:
+        wanted = {w.strip() for w in args.only.split(",")}
+        configs = [c for c in configs if c.label in wanted]
+    procs: Procs = []
     upstream = args.upstream
-    if not upstream:
-        port = free_port()
-        procs.append(start([str(BIN / "guardproxy"), "simulate", "--port", str(port)]))
-        upstream = f"http://127.0.0.1:{port}/v1"
-        wait_ready(upstream + "/models")
-    try:
-        targets, more = start_targets(args.transports.split(","), upstream)
-        procs += more
-        results = asyncio.run(measure(targets, conc, args.n, args.rounds))
-        report(results, conc, [t for t in targets if t != "direct"])
-    finally:
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=10)
+    with tempfile.TemporaryDirectory(prefix="guardproxy-bench-") as tmp:
+        try:
+            if not upstream:
+                port = free_port()
+                sim = start([str(BIN / "guardproxy"), "simulate", "--port", str(port)])
+                procs.append(sim)
+                upstream = f"http://127.0.0.1:{port}/v1"
+                wait_ready(upstream + "/models", sim)
+            targets, more = start_targets(configs, upstream, Path(tmp))
+            procs += more
+            asyncio.run(measure(targets, conc, args.n, args.rounds))
+            report(targets, conc, args.workers)
+        finally:
+            for p in procs:
+                p.terminate()
+                p.wait(timeout=10)
 
 
 if __name__ == "__main__":
