@@ -28,7 +28,7 @@ from proxy.model import (
     VerdictKind,
 )
 from proxy.policy.blast import blast_radius, side_effecting
-from proxy.policy.provenance import untraced_arguments
+from proxy.policy.provenance import Tracer
 from proxy.policy.spec import ClientPolicy, Policy, Scope, TaintMode
 from proxy.settings import Settings
 
@@ -80,11 +80,13 @@ class ToolScopeGuard:
         conv = exchange.conversation
         offered = {t.name for t in conv.tools}
         tainted = bool(conv.untrusted())
+        # Trace against the text as received: segregation may have wrapped or encoded it since.
+        tracer = Tracer.of(exchange.received_conversation or conv, policy)
         kept: list[ToolCall] = []
         withheld: list[ToolCall] = []
         reasons: list[str] = []
         for call in output.tool_calls:
-            why = _call_problem(call, offered, tainted, exchange, policy, client)
+            why = _call_problem(call, offered, tainted, tracer, policy, client)
             (withheld if why else kept).append(call)
             if why:
                 reasons.append(f"{call.name}: {why}")
@@ -123,7 +125,7 @@ def _drop_reason(tainted: bool, severity: Severity | None, client: ClientPolicy)
 
 
 def _call_problem(
-    call: ToolCall, offered: set[str], tainted: bool, exchange: Exchange, policy: Policy, client: ClientPolicy
+    call: ToolCall, offered: set[str], tainted: bool, tracer: Tracer, policy: Policy, client: ClientPolicy
 ) -> str | None:
     if call.name not in offered or not client.allows(call.name):
         return "the tool was not offered to the model for this client"
@@ -132,8 +134,7 @@ def _call_problem(
         return None
     if client.taint_mode is not TaintMode.ARGUMENT_PROVENANCE:
         return None
-    # Trace against the text as received: segregation may have wrapped or encoded it since.
-    untraced = untraced_arguments(call, rule, exchange.received_conversation or exchange.conversation, policy)
+    untraced = tracer.untraced(call, rule)
     if not untraced:
         return None
     u = untraced[0]

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from proxy import yamldoc
 from proxy.errors import ConfigError
 from proxy.model import Action, Severity
-from proxy.policy.spec import ClientPolicy, Policy, QuarantineRule, Scope, TaintMode, ToolRule
+from proxy.policy.spec import SENDER_FIELDS, ClientPolicy, Policy, QuarantineRule, Scope, TaintMode, ToolRule
 from proxy.settings import DEFAULT_RULES_DIR
 
 SCHEMA = DEFAULT_RULES_DIR / "policy.schema.json"
@@ -51,8 +51,11 @@ def load_policy(path: Path) -> Policy:
             line = yamldoc.line_of(node, ["clients", i, "key_sha256"])
             raise ConfigError(f"{path}:{line}: client {entry['name']!r}: field 'key_sha256': duplicate key")
         clients[key] = _client({**defaults, **entry})
+    tools = data.get("tools") or {}
+    for name, spec in tools.items():
+        _check_vouching(path, node, name, spec)
     return Policy(
-        tools={name: _tool(name, spec) for name, spec in (data.get("tools") or {}).items()},
+        tools={name: _tool(name, spec) for name, spec in tools.items()},
         secret_scopes=frozenset(data.get("secret_scopes") or ()),
         poisoned_content=frozenset(data.get("poisoned_content") or ()),
         default=_client({"name": "default", **defaults}),
@@ -67,6 +70,17 @@ def _unbool(data: dict[str, Any]) -> None:
     for settings in [data.get("defaults"), *(data.get("clients") or [])]:
         if isinstance(settings, dict) and settings.get("segregation") is False:
             settings["segregation"] = "off"
+
+
+def _check_vouching(path: Path, node: Any, name: str, spec: dict[str, Any]) -> None:
+    for target, fields in (spec.get("trusted_source_for") or {}).items():
+        sender = sorted({f.lower() for f in fields} & SENDER_FIELDS)
+        if sender:
+            line = yamldoc.line_of(node, ["tools", name, "trusted_source_for", target])
+            raise ConfigError(
+                f"{path}:{line}: field 'tools.{name}.trusted_source_for.{target}': {sender[0]!r} is written "
+                "by whoever sent the message, so it would vouch for an attacker's own address; "
+                "declare a directory the operator controls (contacts, payees) instead")
 
 
 def _tool(name: str, spec: dict[str, Any]) -> ToolRule:

@@ -26,6 +26,11 @@ class TaintMode(StrEnum):
     DROP_SIDE_EFFECTS = "drop_side_effects"
 
 
+# Fields the sender of a message writes about themselves: an attacker's e-mail would vouch for the
+# attacker's own address. The loader refuses them in `trusted_source_for`; provenance ignores them.
+SENDER_FIELDS = frozenset({"from", "sender", "reply_to", "reply-to", "replyto", "return_path", "return-path",
+                           "author", "from_address", "sender_email", "from_email"})
+
 DEFAULT_ACTIONS: Mapping[Severity, Action] = MappingProxyType({
     Severity.CRITICAL: Action.BLOCK,
     Severity.HIGH: Action.SEGREGATE,
@@ -39,7 +44,7 @@ class ToolRule:
     name: str
     scope: Scope = Scope.SIDE_EFFECT
     sensitive_args: tuple[str, ...] | None = None  # None: every string argument
-    # arg name -> result fields whose values are authoritative for it ("*": the whole result)
+    # "tool.arg" or "arg" -> result fields whose values are authoritative for it ("*": the whole result)
     trusted_source_for: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     declared: bool = True
 
