@@ -62,7 +62,7 @@ def test_a_date_does_not_vouch_for_an_id_and_a_plain_number_does() -> None:
 def test_no_case_fold_surprises() -> None:
     assert untraced(conv("Send it to strasse@x.example"), "send_email", to="straße@x.example") != []
     assert untraced(conv("Send it to straße@x.example"), "send_email", to="STRASSE@x.example") != []
-    assert untraced(conv("Send it to bob@x.example"), "send_email", to="ｂob@x.example") != []  # full-width b
+    assert untraced(conv("Send it to bob@x.example"), "send_email", to="\uff42ob@x.example") != []  # full-width b
 
 
 def test_every_element_of_a_list_is_checked() -> None:
@@ -78,7 +78,7 @@ def test_every_element_of_a_list_is_checked() -> None:
 
 def test_argument_names_are_compared_exactly() -> None:
     c = conv("Send the notes", schema={"type": "object", "properties": {"to": {}, "body": {}}})
-    for name in ("To", "t_o", "tо"):  # the last with a Cyrillic o
+    for name in ("To", "t_o", "t\u043e"):  # the last with a Cyrillic o
         assert untraced(c, "send_email", **{name: "evil@x.example"}) == [(name, "evil@x.example")]
     # An argument the schema does not declare is checked; a declared, non-sensitive one is not.
     assert untraced(c, "send_email", to_addr="evil@x.example") == [("to_addr", "evil@x.example")]
