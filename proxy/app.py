@@ -32,6 +32,7 @@ from proxy.guards.base import ChangeAnnouncer, ExchangeObserver, Guard, Lifecycl
 from proxy.guards.registry import build_pipeline
 from proxy.model import Exchange, Timings
 from proxy.pii.analyzer import shared_analyzer
+from proxy.policy.approval_api import add_approval_route
 from proxy.policy.auth import api_key_from
 from proxy.policy.spec import hash_key
 from proxy.policy.store import PolicyStore
@@ -142,6 +143,7 @@ def create_app(
     app.state.evidence = recorder
     _add_error_handlers(app)
     _add_routes(app, settings, guards, policies)
+    add_approval_route(app, guards, policies)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)  # outermost: sees it all
     return app

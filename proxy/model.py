@@ -208,6 +208,7 @@ class Decision:
     tools_removed: tuple[str, ...] = ()
     calls_blocked: tuple[str, ...] = ()
     blast_radius: dict[str, Any] | None = None
+    approvals: tuple[str, ...] = ()  # approval ids of withheld calls the application may approve
 
 
 @dataclass(frozen=True, slots=True)

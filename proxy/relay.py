@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from starlette.responses import Response, StreamingResponse
@@ -207,7 +208,22 @@ def guard_headers(exchange: Exchange) -> dict[str, str]:
         headers["x-guardproxy-findings"] = ",".join(rule_ids)
     if exchange.evidence_id:
         headers["x-guardproxy-evidence-id"] = exchange.evidence_id
+    headers.update(withheld_headers(exchange))
     return headers
+
+
+def withheld_headers(exchange: Exchange) -> dict[str, str]:
+    """What the proxy took away, so an agent can tell "the model chose not to" from "removed":
+    tools stripped from the request, calls withheld from the answer and their approval ids."""
+    out: dict[str, str] = {}
+    removed = sorted({t for d in exchange.decisions for t in d.tools_removed})
+    withheld = [c.name for c in exchange.output.withheld] if exchange.output is not None else []
+    approvals = [a for d in exchange.decisions for a in d.approvals]
+    for name, values in (("x-guardproxy-tools-removed", removed), ("x-guardproxy-withheld", withheld),
+                         ("x-guardproxy-approval-id", approvals)):
+        if values:
+            out[name] = ",".join(quote(v, safe="_.:-") for v in values)  # header values stay ASCII
+    return out
 
 
 def blocked_error(verdict: Verdict, exchange: Exchange) -> GuardProxyError:

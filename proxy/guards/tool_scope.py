@@ -27,18 +27,21 @@ from proxy.model import (
     Verdict,
     VerdictKind,
 )
+from proxy.policy.approvals import ApprovalStore, call_key
 from proxy.policy.blast import blast_radius, side_effecting
 from proxy.policy.provenance import Tracer
 from proxy.policy.spec import ClientPolicy, Policy, Scope, TaintMode
 from proxy.settings import Settings
 
 NOTICE = "[guardproxy] A tool call was withheld by policy: {reasons}"
+_PROVENANCE = "argument"  # how a provenance problem starts: the one kind an approval settles
 
 
 @dataclass
 class ToolScopeGuard:
     name: str = "tool_scope"
     phases: frozenset[Phase] = frozenset({Phase.INPUT, Phase.OUTPUT})
+    approvals: ApprovalStore = dataclasses.field(default_factory=ApprovalStore)
 
     async def inspect(self, exchange: Exchange, phase: Phase) -> Verdict:
         policy = exchange.policy or Policy()
@@ -85,16 +88,29 @@ class ToolScopeGuard:
         kept: list[ToolCall] = []
         withheld: list[ToolCall] = []
         reasons: list[str] = []
+        approvals: list[str] = []
         for call in output.tool_calls:
             why = _call_problem(call, offered, tainted, tracer, policy, client)
+            if why and why.startswith(_PROVENANCE):
+                # Only provenance is the user's to settle; a tool outside the client's scope is not.
+                key = call_key(client.name, tracer.conv, call)
+                used = self.approvals.consume(key)
+                if used is not None:
+                    reasons.append(f"{call.name}: approved by the application ({used})")
+                    kept.append(call)
+                    continue
+                approval = self.approvals.offer(client.name, key, call)
+                approvals.append(approval)
+                why += f" (approval id {approval})"
             (withheld if why else kept).append(call)
             if why:
                 reasons.append(f"{call.name}: {why}")
         if not withheld:
-            return Verdict()
+            return Verdict(decision=Decision(stage=self.name, action=Action.ALLOW, reasons=tuple(reasons))
+                           if reasons else None)
         decision = Decision(
             stage=self.name, action=Action.WITHHOLD, reasons=tuple(reasons),
-            calls_blocked=tuple(c.name for c in withheld),
+            calls_blocked=tuple(c.name for c in withheld), approvals=tuple(approvals),
             blast_radius=blast_radius(conv.tools, client, policy, blocked=[c.name for c in withheld]),
         )
         return Verdict(VerdictKind.TRANSFORM, decision=decision, output=_rewrite(output, kept, withheld, reasons))
@@ -140,7 +156,7 @@ def _call_problem(
     u = untraced[0]
     where = f"appears only in untrusted content ({', '.join(u.seen_in)})" if u.seen_in else \
         "does not appear in any trusted or user text"
-    return f"argument {u.arg}={u.value[:80]!r} {where}"
+    return f"{_PROVENANCE} {u.arg}={u.value[:80]!r} {where}"
 
 
 def _rewrite(output: Output, kept: list[ToolCall], withheld: list[ToolCall], reasons: list[str]) -> Output:
@@ -161,4 +177,4 @@ def _policy_block(decision: Decision, *, escalated: bool) -> Verdict:
 
 
 def build(settings: Settings, options: dict[str, Any]) -> ToolScopeGuard:
-    return ToolScopeGuard()
+    return ToolScopeGuard(approvals=ApprovalStore(ttl_s=float(options.get("approval_ttl_s", 900))))

@@ -87,3 +87,43 @@ def test_without_keys_everyone_gets_the_default(proxy: ProxyHandle) -> None:
     out = client(proxy, "anything").chat.completions.create(
         model="sim-gpt", messages=[{"role": "user", "content": "x"}])
     assert out.choices[0].message.content
+
+
+def test_a_withheld_call_passes_once_after_the_application_approves_it(keyed: ProxyHandle) -> None:
+    mailer = client(keyed, "mailer-key")
+    raw = mailer.chat.completions.with_raw_response.create(model="sim-gpt", messages=INJECTED, tools=TOOLS)
+    approval = raw.headers["x-guardproxy-approval-id"]
+    assert raw.headers["x-guardproxy-withheld"] == "send_email"
+    assert f"approval id {approval}" in (raw.parse().choices[0].message.content or "")
+    # Another client cannot approve it, an unknown id is a 404, and the key is required.
+    with pytest.raises(openai.NotFoundError):
+        client(keyed, "reader-key").post(f"/guardproxy/approvals/{approval}", cast_to=object)
+    with pytest.raises(openai.NotFoundError):
+        mailer.post("/guardproxy/approvals/ap_unknown", cast_to=object)
+    with pytest.raises(openai.AuthenticationError):
+        client(keyed, "wrong-key").post(f"/guardproxy/approvals/{approval}", cast_to=object)
+    answer = mailer.post(f"/guardproxy/approvals/{approval}", cast_to=object)
+    assert answer["status"] == "approved" and answer["tool"] == "send_email"  # type: ignore[index]
+    # The same request again: the same call passes, once.
+    again = mailer.chat.completions.with_raw_response.create(model="sim-gpt", messages=INJECTED, tools=TOOLS)
+    calls = again.parse().choices[0].message.tool_calls or []
+    assert [c.function.name for c in calls] == ["send_email"]  # type: ignore[union-attr]
+    assert "x-guardproxy-withheld" not in again.headers
+    third = mailer.chat.completions.with_raw_response.create(model="sim-gpt", messages=INJECTED, tools=TOOLS)
+    assert third.headers["x-guardproxy-withheld"] == "send_email"
+    assert third.headers["x-guardproxy-approval-id"] != approval
+
+
+def test_an_approval_is_bound_to_its_conversation_and_arguments(keyed: ProxyHandle) -> None:
+    mailer = client(keyed, "mailer-key")
+    raw = mailer.chat.completions.with_raw_response.create(model="sim-gpt", messages=INJECTED, tools=TOOLS)
+    mailer.post(f"/guardproxy/approvals/{raw.headers['x-guardproxy-approval-id']}", cast_to=object)
+    other = [{"role": "user", "content": "Summarise my other email."}, *INJECTED[1:]]
+    elsewhere = mailer.chat.completions.with_raw_response.create(model="sim-gpt", messages=other, tools=TOOLS)
+    assert elsewhere.headers["x-guardproxy-withheld"] == "send_email"
+
+
+def test_removed_tools_are_named_on_the_wire(keyed: ProxyHandle) -> None:
+    raw = client(keyed, "reader-key").chat.completions.with_raw_response.create(
+        model="sim-gpt", messages=[{"role": "user", "content": "hi"}], tools=TOOLS)
+    assert raw.headers["x-guardproxy-tools-removed"] == "send_email"
