@@ -44,16 +44,18 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
     upstream: Annotated[str | None, typer.Option(help="Upstream base URL, e.g. https://api.openai.com/v1.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Proxy processes on the port (0: one per core).")] = None,
 ) -> None:
     """Run the proxy."""
     from proxy import serving
 
-    settings = _settings(config, host=host, port=port, upstream_url=upstream)
+    flags = {"host": host, "port": port, "upstream_url": upstream, "workers": workers}
+    settings = _settings(config, **flags)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # httpx logs every request at INFO: a log line per call on the hot path, and URLs in logs.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
-        serving.run(settings)
+        serving.run(settings, config, {k: v for k, v in flags.items() if v is not None})
     except ConfigError as exc:
         typer.echo(f"guardproxy: {exc.message}", err=True)
         raise typer.Exit(2) from None

@@ -1,36 +1,68 @@
 """Runs the proxy under uvicorn: in the foreground (`guardproxy serve`) or in a thread (demo, tests).
 
-uvloop and httptools are installed, so uvicorn picks them; one worker per process, and the
-process-wide upstream client lives in the app's lifespan.
+uvloop and httptools are installed, so uvicorn picks them. The process-wide upstream client lives
+in the app's lifespan. With `workers` > 1 uvicorn's supervisor starts that many processes on one
+socket; each worker builds its own settings from the same config file, flags and environment.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from proxy.app import create_app
-from proxy.settings import Settings
+from proxy.settings import Settings, load_settings
+
+# How a worker process learns what `guardproxy serve` was given: the config file and the flags. The
+# environment it inherits supplies the rest, so every worker builds exactly the parent's settings.
+WORKER_SETTINGS_ENV = "GUARDPROXY_SERVE_ARGUMENTS"
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The server options, the same for one process or many."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 5,
+    }
 
 
 def uvicorn_config(settings: Settings, **app_kwargs: object) -> uvicorn.Config:
-    return uvicorn.Config(
-        create_app(settings, **app_kwargs),  # type: ignore[arg-type]
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=5,
-    )
+    return uvicorn.Config(create_app(settings, **app_kwargs), **uvicorn_options(settings))  # type: ignore[arg-type]
 
 
-def run(settings: Settings) -> None:
-    uvicorn.Server(uvicorn_config(settings)).run()
+def worker_count(settings: Settings) -> int:
+    return settings.workers or os.cpu_count() or 1
+
+
+def run(settings: Settings, config: Path | None = None, flags: dict[str, Any] | None = None) -> None:
+    workers = worker_count(settings)
+    if workers == 1:
+        uvicorn.Server(uvicorn_config(settings)).run()
+        return
+    os.environ[WORKER_SETTINGS_ENV] = json.dumps({"config": str(config) if config else None, "flags": flags or {}})
+    # The supervisor restarts a worker that does not answer its ping in time; start-up (rules, Presidio)
+    # can take many seconds on a busy machine, so the default 5 s would kill healthy workers.
+    uvicorn.run("proxy.serving:worker_app", factory=True, workers=workers, timeout_worker_healthcheck=60,
+                **uvicorn_options(settings))
+
+
+def worker_app() -> Any:
+    """The app of one worker process (uvicorn calls this factory in each one it starts)."""
+    given = json.loads(os.environ[WORKER_SETTINGS_ENV])
+    config = Path(given["config"]) if given["config"] else None
+    return create_app(load_settings(config, **given["flags"]))
 
 
 @dataclass

@@ -142,6 +142,7 @@ class Settings(BaseSettings):
     upstream_max_connections: int = Field(default=256, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=0, le=64)  # proxy processes on one port; 0: one per core
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     allowed_models: list[str] = Field(default_factory=list)  # empty: any model the upstream serves
     max_messages: int = Field(default=2048, gt=0)
