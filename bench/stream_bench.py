@@ -11,6 +11,8 @@ byte and the first text token of every stream.
   text leaves once more than the window has arrived, so its cost is about window/4 tokens.
 - Throughput: a --words-word answer with no pacing, sequential and at --conc streams at once;
   text characters per second through each target.
+- CPU: the proxy process's own CPU time (user + system, from /proc) over the throughput runs,
+  per stream and per upstream event, and its ratio to guards-off measured in the same run.
 
 Targets are measured in interleaved rounds so machine drift hits all alike. Loopback only.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -50,6 +53,7 @@ class Sample:
     ttft_ms: float
     total_ms: float
     chars: int
+    events: int = 0
 
 
 def body(api: str, words: int) -> bytes:
@@ -77,7 +81,7 @@ async def one(client: httpx.AsyncClient, url: str, api: str, payload: bytes) -> 
     headers = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": "bench"}
     start_t = time.perf_counter()
     first_byte = first_text = None
-    chars, buf = 0, b""
+    chars, events, buf = 0, 0, b""
     async with client.stream("POST", url, content=payload, headers=headers) as r:
         if r.status_code != 200:
             raise SystemExit(f"{url}: HTTP {r.status_code}: {(await r.aread())[:200]!r}")
@@ -87,6 +91,7 @@ async def one(client: httpx.AsyncClient, url: str, api: str, payload: bytes) -> 
             buf += chunk
             while b"\n\n" in buf:
                 event, buf = buf.split(b"\n\n", 1)
+                events += 1
                 data = b"\n".join(line[6:] for line in event.split(b"\n") if line.startswith(b"data: "))
                 text = text_of(api, data)
                 if text:
@@ -94,7 +99,7 @@ async def one(client: httpx.AsyncClient, url: str, api: str, payload: bytes) -> 
                     first_text = first_text or now
     end = time.perf_counter()
     ms = lambda t: ((t or end) - start_t) * 1000  # noqa: E731
-    return Sample(ms(first_byte), ms(first_text), ms(end), chars)
+    return Sample(ms(first_byte), ms(first_text), ms(end), chars, events)
 
 
 async def configure(sim: str, token_ms: float) -> None:
@@ -103,9 +108,19 @@ async def configure(sim: str, token_ms: float) -> None:
 
 
 Results = dict[tuple[str, str, str], list[Sample]]  # (api, run, target) -> samples
+CpuUse = dict[tuple[str, str], list[float]]  # (api, target) -> [cpu seconds, streams, events]
 
 
-async def measure(sim: str, targets: dict[str, str], args: argparse.Namespace) -> Results:
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of one process so far (Linux /proc), 0 when unknown."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(sim: str, targets: dict[str, str], pids: dict[str, int], args: argparse.Namespace,
+                  cpu: CpuUse) -> Results:
     out: Results = defaultdict(list)
     paths = {"openai": "/chat/completions", "anthropic": "/messages"}
     limits = httpx.Limits(max_connections=args.conc * 2)
@@ -123,12 +138,18 @@ async def measure(sim: str, targets: dict[str, str], args: argparse.Namespace) -
                         out[(api, "ttft", label)].append(await one(client, base + path, api, short))
                 await configure(sim, 0)
                 for label, base in order:
-                    for _ in range(max(1, args.long_n // args.rounds)):
-                        out[(api, "seq", label)].append(await one(client, base + path, api, long_))
+                    used = cpu_seconds(pids.get(label))
+                    runs = range(max(1, args.long_n // args.rounds))
+                    seq = [await one(client, base + path, api, long_) for _ in runs]
+                    out[(api, "seq", label)].extend(seq)
                     started = time.perf_counter()
                     batch = await asyncio.gather(*(one(client, base + path, api, long_) for _ in range(args.conc)))
                     wall = (time.perf_counter() - started) * 1000
                     out[(api, "conc", label)].append(Sample(0, 0, wall, sum(s.chars for s in batch)))
+                    tally = cpu.setdefault((api, label), [0.0, 0.0, 0.0])
+                    tally[0] += cpu_seconds(pids.get(label)) - used
+                    tally[1] += len(seq) + len(batch)
+                    tally[2] += sum(s.events for s in [*seq, *batch])
     return out
 
 
@@ -137,8 +158,16 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def report(results: Results, labels: list[str], args: argparse.Namespace) -> None:
+def report(results: Results, labels: list[str], args: argparse.Namespace, cpu: CpuUse) -> None:
     for api in ("openai", "anthropic"):
+        print(f"\n### {api}: proxy CPU over the throughput runs ({args.words}-word answers)\n")
+        print("| target | CPU ms per stream | CPU µs per event | ratio to guards-off |")
+        print("|---|---|---|---|")
+        off = cpu.get((api, "guards-off"))
+        for label in labels[1:]:
+            used, streams, events = cpu[(api, label)]
+            ratio = f"{(used / events) / (off[0] / off[2]):.2f}" if off and off[0] else "-"
+            print(f"| {label} | {used / streams * 1000:.1f} | {used / max(events, 1) * 1e6:.1f} | {ratio} |")
         print(f"\n### {api}: time to first text token (60-word answer, {args.token_ms:g} ms/token upstream pace)\n")
         print("| target | first byte p50 ms | first text p50 ms | p95 ms | added p50 ms | added p95 ms |")
         print("|---|---|---|---|---|---|")
@@ -180,6 +209,7 @@ def main() -> None:
     try:
         wait_ready(sim + "/models")
         targets = {"direct": sim}
+        pids: dict[str, int] = {}
         for label, stages in STAGES.items():
             p = free_port()
             procs.append(start([str(BIN / "guardproxy"), "serve", "--port", str(p), "--upstream", sim],
@@ -187,8 +217,10 @@ def main() -> None:
                                 "GUARDPROXY_EVIDENCE__ENABLED": "false"}))
             wait_ready(f"http://127.0.0.1:{p}/healthz")
             targets[label] = f"http://127.0.0.1:{p}/v1"
-        results = asyncio.run(measure(sim, targets, args))
-        report(results, list(targets), args)
+            pids[label] = procs[-1].pid
+        cpu: CpuUse = {}
+        results = asyncio.run(measure(sim, targets, pids, args, cpu))
+        report(results, list(targets), args, cpu)
     finally:
         for proc in procs:
             proc.terminate()

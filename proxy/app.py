@@ -40,7 +40,7 @@ from proxy.providers import APIS, api_for_route
 from proxy.providers.base import WireAPI
 from proxy.relay import ChatRelay, Observer
 from proxy.settings import Settings
-from proxy.stream_guard import StreamLimits
+from proxy.streaming.session import StreamLimits
 from proxy.telemetry import Telemetry, TelemetryMiddleware
 from proxy.upstream import Upstream, relay_headers
 

@@ -47,6 +47,23 @@ class Stage:
         return self.guard.name
 
 
+def failure_verdict(stage: str, failure_mode: str, detail: str) -> Verdict:
+    """The one failure-mode policy: a guard that could not run (raised, timed out, or its stream
+    inspector failed) blocks when it fails closed, and lets the exchange pass when it fails open.
+    Either way its stage is recorded as not scanned (ERROR/TIMEOUT), never as a clean pass."""
+    if failure_mode == "open":
+        return Verdict()
+    reason = f"guard {stage!r} could not run ({detail}); it fails closed"
+    return Verdict(
+        VerdictKind.BLOCK,
+        decision=Decision(stage=stage, action=Action.BLOCK, reasons=(reason,)),
+        status_code=503,
+        error_type="guardrail_unavailable",
+        error_code="guardrail_unavailable",
+        message=reason,
+    )
+
+
 class Pipeline:
     """An explicit, ordered list of stages; reading it tells what happens to a request."""
 
@@ -58,7 +75,8 @@ class Pipeline:
         return [s.name for s in self.stages]
 
     def subset(self, stages: Sequence[Stage]) -> Pipeline:
-        """Some of these stages, configured alike (hooks too): a stream runs its output checks so."""
+        """Some of these stages, in their configured order and configured alike (hooks too): a stream
+        runs the output stages that have no stream inspector so, at the end of the model's turn."""
         sub = Pipeline(stages)
         sub.__dict__.update({k: v for k, v in self.__dict__.items() if k != "stages"})
         return sub
@@ -109,29 +127,15 @@ class Pipeline:
             )
         except TimeoutError:
             status, detail = StageStatus.TIMEOUT, f"exceeded {stage.settings.timeout_s}s"
-            verdict = self._failure_verdict(stage, detail)
+            verdict = failure_verdict(stage.name, stage.settings.failure_mode, detail)
         except Exception as exc:  # a guard's own failure, never a decision
             log.exception("stage %s failed", stage.name)
             status, detail = StageStatus.ERROR, f"{type(exc).__name__}: {exc}"
-            verdict = self._failure_verdict(stage, detail)
+            verdict = failure_verdict(stage.name, stage.settings.failure_mode, detail)
         elapsed = (time.perf_counter() - start) * 1000
         exchange.stages.append(StageRecord(stage.name, phase, status, verdict.kind, elapsed, detail))
         self._apply(exchange, verdict, phase)
         return verdict
-
-    @staticmethod
-    def _failure_verdict(stage: Stage, detail: str) -> Verdict:
-        if stage.settings.failure_mode == "open":
-            return Verdict()
-        reason = f"guard {stage.name!r} could not run ({detail}); it fails closed"
-        return Verdict(
-            VerdictKind.BLOCK,
-            decision=Decision(stage=stage.name, action=Action.BLOCK, reasons=(reason,)),
-            status_code=503,
-            error_type="guardrail_unavailable",
-            error_code="guardrail_unavailable",
-            message=reason,
-        )
 
     @staticmethod
     def _apply(exchange: Exchange, verdict: Verdict, phase: Phase) -> None:

@@ -11,23 +11,21 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from urllib.parse import quote
 
 import httpx
-from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response
 
 from proxy.admission import Admission
 from proxy.errors import GuardProxyError, UpstreamProtocolError
-from proxy.guards.base import RewritingGuard
 from proxy.model import Exchange, Phase, Verdict, VerdictKind
 from proxy.pipeline import Pipeline
 from proxy.providers.base import Provider
 from proxy.providers.openai_chat import OPENAI
-from proxy.stream_guard import StreamLimits, StreamSession
-from proxy.streaming import relay_guarded_sse
+from proxy.streaming.plan import StageKinds
+from proxy.streaming.response import guarded_stream
+from proxy.streaming.session import StreamLimits, StreamSession
 from proxy.telemetry import Telemetry
 from proxy.telemetry.upstream_call import UpstreamCall
 from proxy.upstream import Upstream, relay_headers, translate
@@ -49,6 +47,7 @@ class ChatRelay:
         self.telemetry = telemetry or Telemetry.disabled()
         self.admissions = dict(admissions or {})  # upstream base URL -> its limiter; none: no control
         self.stream_limits = stream_limits or StreamLimits()
+        self.stream_stages = StageKinds.of(pipeline)  # sorted once: the same list, read for streams
 
     async def handle(
         self, exchange: Exchange, client_headers: dict[str, str], raw: bytes, provider: Provider = OPENAI
@@ -131,38 +130,30 @@ class ChatRelay:
         self, exchange: Exchange, response: httpx.Response, sent: float, call: UpstreamCall,
         provider: Provider,
     ) -> Response:
-        session = StreamSession(self.pipeline, exchange, provider.stream_codec(), self.stream_limits)
+        session = StreamSession(self.pipeline, exchange, provider.stream_codec(), self.stream_limits,
+                                self.stream_stages)
 
         async def on_end(outcome: str) -> None:
             exchange.timings.upstream_ms = _ms_since(sent)
             call.upstream_done(response.headers)
             out_start = time.perf_counter()
             with self.telemetry.scan(exchange, Phase.OUTPUT):
-                await session.finish(outcome)  # closes the inspectors; the rest records only
+                await session.finish(outcome)  # closes the inspectors and records what was sent
             exchange.timings.guard_out_ms = _ms_since(out_start)
             await self._finish(exchange, call)
 
-        async def cleanup() -> None:
-            # Runs after the response even when the client left before the body started: the
-            # body generator then never runs, and its slot and connection would leak.
-            closer = getattr(events, "aclose", None)  # a body cut off mid-way: clean up now
-            if closer is not None:
-                await closer()
+        async def on_abandoned() -> None:
             if not call.ended:
                 call.upstream_done(error="client_disconnected")
                 await response.aclose()
                 await self._finish(exchange, call)
 
-        rewriters = [
-            r for s in self.pipeline.stages
-            if isinstance(s.guard, RewritingGuard) and (r := s.guard.stream_rewriter(exchange)) is not None
-        ]
-        events = relay_guarded_sse(response, exchange, sent, session, on_end, rewriters)
         headers = relay_headers(response.headers) | guard_headers(exchange)
-        headers.pop("content-type", None)
-        headers["cache-control"] = "no-cache"
+        # The verdict header leaves before the output is judged: the stream's last event carries
+        # the output's own verdict (a `guardproxy` trace of anything withheld or stopped).
+        headers["x-guardproxy-output-verdict"] = "in-stream"
         exchange.timings.upstream_ms = _ms_since(sent)  # until headers, for them; on_end: total
-        return _Stream(events, cleanup, media_type="text/event-stream", headers=headers)
+        return guarded_stream(response, exchange, sent, session, headers, on_end, on_abandoned)
 
     def _begin(self, exchange: Exchange) -> None:
         # Observers that must act before any header leaves (evidence mints its id here).
@@ -183,22 +174,6 @@ class ChatRelay:
             except Exception:  # an observer's own failure must not break a response already made
                 log.exception("observer %s failed for %s", getattr(observer, "__qualname__", observer),
                               exchange.request_id)
-
-
-class _Stream(StreamingResponse):
-    """A streaming response that always runs `cleanup` once it is over, however it ended."""
-
-    def __init__(
-        self, content: AsyncIterator[bytes], cleanup: Callable[[], Awaitable[None]], **kwargs: Any
-    ) -> None:
-        super().__init__(content, **kwargs)
-        self._cleanup = cleanup
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self._cleanup()
 
 
 def guard_headers(exchange: Exchange) -> dict[str, str]:

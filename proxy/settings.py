@@ -105,7 +105,7 @@ class EvidenceSettings(BaseModel):
 
 
 class StreamSettings(BaseModel):
-    """How streamed output is held back for the output guards (see proxy/holdback.py)."""
+    """How streamed output is held back for the output guards (see proxy/streaming/holdback.py)."""
 
     model_config = ConfigDict(extra="forbid")
 

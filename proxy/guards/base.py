@@ -75,20 +75,44 @@ class Readiness(Protocol):
     def ready(self) -> tuple[bool, str]: ...
 
 
+class OutputReach(StrEnum):
+    """What an output guard without a stream inspector needs held back on a stream for it.
+
+    A stream runs such guards once, at the end of the model's turn, before the turn's last event
+    leaves; what they may still change depends on what was held for them.
+    """
+
+    WHOLE = "whole"  # judges (or rewrites) the text: all of it is held, up to stream.max_hold_chars
+    TOOL_CALLS = "tool_calls"  # judges tool calls only: calls are held, text flows
+    RECORD = "record"  # for this exchange it can only tag or allow: nothing is held for it
+
+
 @runtime_checkable
-class ChunkRewriter(Protocol):
-    """Rewrites each streamed SSE `data:` payload before it leaves (e.g. restores masked PII)."""
+class ReachDeclaring(Protocol):
+    """Optional: an output guard without a stream inspector says what it needs held (default WHOLE)."""
 
-    def chunk(self, data: str) -> str: ...
+    def output_reach(self, exchange: Exchange) -> OutputReach: ...
 
-    def tail(self) -> str | None: ...
+
+@runtime_checkable
+class TextRewriter(Protocol):
+    """Rewrites one channel of streamed text (e.g. restores masked PII); may hold a partial tail."""
+
+    def feed(self, text: str) -> str: ...
+
+    def flush(self) -> str: ...
+
+    def whole(self, text: str) -> str:
+        """A complete text (a tool call's arguments), rewritten at once."""
+        ...
 
 
 @runtime_checkable
 class RewritingGuard(Protocol):
-    """Optional: a guard that rewrites what the client receives from a stream, chunk by chunk."""
+    """Optional: a guard that rewrites the text a stream hands the client: it gives a factory
+    (called once per channel, at any time during the stream), or None when it has nothing to do."""
 
-    def stream_rewriter(self, exchange: Exchange) -> ChunkRewriter | None: ...
+    def stream_rewriter(self, exchange: Exchange) -> Callable[[], TextRewriter] | None: ...
 
 
 @runtime_checkable

@@ -11,7 +11,7 @@ Options: canary (bool, default false), actions ({canary, system_prompt, exfil}: 
 defaults block, redact, redact), min_words (system-prompt overlap length, default 8),
 allowed_hosts (image/link hosts never treated as beacons), replacement (redaction text),
 holdback_chars (characters this stage needs held behind the newest text; default: just the
-unfinished last word, since it holds partial matches itself; see proxy/holdback.py).
+unfinished last word, since it holds partial matches itself; see proxy/streaming/holdback.py).
 """
 
 from __future__ import annotations

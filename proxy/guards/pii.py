@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from proxy.errors import ConfigError
+from proxy.guards.base import OutputReach
 from proxy.model import (
     Action,
     Decision,
@@ -30,8 +31,7 @@ from proxy.model import (
     VerdictKind,
 )
 from proxy.pii.analyzer import DEFAULT_ENTITIES, DEFAULT_THRESHOLD, PiiAnalyzer, PiiHit, shared_analyzer
-from proxy.pii.placeholders import Vault
-from proxy.pii.stream import ChunkRestorer
+from proxy.pii.placeholders import TextRestorer, Vault
 from proxy.settings import Settings
 
 ACTIONS = ("allow", "tag", "mask", "block")
@@ -152,9 +152,15 @@ class PiiGuard:
         while len(self._vaults) > MAX_VAULTS:
             self._vaults.popitem(last=False)  # a response that never came: forget its values
 
-    def stream_rewriter(self, exchange: Exchange) -> ChunkRestorer | None:
+    def stream_rewriter(self, exchange: Exchange) -> Callable[[], TextRestorer] | None:
         vault = self._vaults.get(exchange.request_id)
-        return ChunkRestorer(vault) if vault is not None else None
+        return (lambda: TextRestorer(vault)) if vault is not None else None
+
+    def output_reach(self, exchange: Exchange) -> OutputReach:
+        """A stream's text is held for this stage only when its output rubric can block or mask."""
+        rubric = self._rubric(exchange, Phase.OUTPUT)
+        acting = {rubric.default, *rubric.actions.values()} & {"block", "mask"}
+        return OutputReach.WHOLE if acting else OutputReach.RECORD
 
     async def start(self) -> None:
         await asyncio.to_thread(self.analyzer.warm)

@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from proxy.guards.base import OutputReach
 from proxy.model import (
     Action,
     Decision,
@@ -42,6 +43,9 @@ class ToolScopeGuard:
     name: str = "tool_scope"
     phases: frozenset[Phase] = frozenset({Phase.INPUT, Phase.OUTPUT})
     approvals: ApprovalStore = dataclasses.field(default_factory=ApprovalStore)
+
+    def output_reach(self, exchange: Exchange) -> OutputReach:
+        return OutputReach.TOOL_CALLS  # it judges the model's calls, never its text
 
     async def inspect(self, exchange: Exchange, phase: Phase) -> Verdict:
         policy = exchange.policy or Policy()

@@ -104,3 +104,23 @@ class StreamRestorer:
     def flush(self) -> str:
         text, self._held = self._held, ""
         return self.vault.restore(text)
+
+
+class TextRestorer:
+    """A stream's text rewriter: placeholders back to values, in one channel of plain text.
+
+    The stream machinery hands it text after the output guards released it and before the wire
+    format's codec encodes it, so no wire format is parsed here.
+    """
+
+    def __init__(self, vault: Vault) -> None:
+        self._stream = StreamRestorer(vault)
+
+    def feed(self, text: str) -> str:
+        return self._stream.feed(text)
+
+    def flush(self) -> str:
+        return self._stream.flush()
+
+    def whole(self, text: str) -> str:
+        return self._stream.vault.restore(text)

@@ -19,7 +19,9 @@ from proxy.model import Output, ToolCall
 from proxy.providers.anthropic_errors import anthropic_error_body
 from proxy.providers.base import Part, PartKind
 
-TOOL_BLOCKS = frozenset({"tool_use"})  # client-executed calls: the scopes decide on them
+# Calls the model makes: client-executed `tool_use`, and the ones Anthropic's servers run for it
+# (`server_tool_use`, `mcp_tool_use`): all are held and judged; a stream cannot take them back.
+TOOL_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
 
 
 def arguments_json(value: Any) -> str:
@@ -51,6 +53,14 @@ class _Block:
     id: str = ""
     name: str = ""
     parts: list[str] = field(default_factory=list)  # text, or the tool input's partial JSON
+    start: dict[str, Any] = field(default_factory=dict)  # the content_block as it started
+
+    def arguments(self) -> str:
+        # As the SDKs assemble it: the input's JSON deltas if any came, else the input the block
+        # started with (a server may send it whole in content_block_start).
+        if self.parts:
+            return "".join(self.parts)
+        return arguments_json(self.start.get("input") or {})
 
 
 class StreamAccumulator:
@@ -69,9 +79,12 @@ class StreamAccumulator:
             self.message = data.get("message") or {}
         elif kind == "content_block_start":
             block = data.get("content_block") or {}
+            if not isinstance(block, dict):
+                block = {}
             self.blocks[int(data.get("index", 0))] = _Block(
-                type=block.get("type", ""), id=block.get("id", ""), name=block.get("name", ""),
+                type=str(block.get("type", "")), id=str(block.get("id", "")), name=str(block.get("name", "")),
                 parts=[block["text"]] if isinstance(block.get("text"), str) and block["text"] else [],
+                start=block,
             )
         elif kind == "content_block_delta":
             self._delta(int(data.get("index", 0)), data.get("delta") or {})
@@ -95,7 +108,7 @@ class StreamAccumulator:
     def output(self) -> Output:
         ordered = [self.blocks[i] for i in sorted(self.blocks)]
         calls = tuple(
-            ToolCall(b.id, b.name, "".join(b.parts) or "{}", index=n)
+            ToolCall(b.id, b.name, b.arguments(), index=n)
             for n, b in enumerate(b for b in ordered if b.type in TOOL_BLOCKS)
         )
         usage = self.message.get("usage") or {}
@@ -124,18 +137,24 @@ class AnthropicCodec:
     def done(self) -> bool:
         return self.acc.done
 
-    def output(self) -> Output:
+    def output(self, channel: int = 0) -> Output:
         return self.acc.output()
 
-    def classify(self, event: ServerSentEvent) -> Part:
+    def channels(self) -> list[int]:
+        return [0]
+
+    def must_resend(self, channel: int) -> bool:
+        return False
+
+    def parts(self, event: ServerSentEvent) -> list[Part]:
         try:
             data = json.loads(event.data)
         except json.JSONDecodeError:
-            return Part(PartKind.PASS, event)
+            return [Part(PartKind.PASS, event)]
         if not isinstance(data, dict):
-            return Part(PartKind.PASS, event)
+            return [Part(PartKind.PASS, event)]
         self.acc.feed(data)
-        return Part(self._kind(data), event, data, text=_delta_text(data))
+        return [Part(self._kind(data), event, data, text=_delta_text(data))]
 
     def _kind(self, data: dict[str, Any]) -> PartKind:
         kind = data.get("type")
@@ -178,21 +197,21 @@ class AnthropicCodec:
             return part.event
         return _event(kind, {**data, "index": client})
 
-    def withhold(self, part: Part) -> None:
-        """Nothing to do: a withheld block never gets a client index, so later ones move up."""
-
     def text_event(self, part: Part, text: str) -> ServerSentEvent:
         upstream = int((part.data or {}).get("index", 0))
         index = self._index.get(upstream, upstream)
         return _event("content_block_delta",
                       {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}})
 
-    def tool_events(self, calls: tuple[ToolCall, ...]) -> list[ServerSentEvent]:
+    def tool_events(self, calls: tuple[ToolCall, ...], channel: int = 0) -> list[ServerSentEvent]:
         events = self._close_open()
+        started = {b.id: b.start for b in self.acc.blocks.values() if b.type in TOOL_BLOCKS}
         for call in calls:
             index = self._next
             self._next += 1
-            start = {**tool_use_block(call), "input": {}}
+            # The block as it started (server and MCP calls keep their type and server name).
+            start = {**started.get(call.id, {}), **tool_use_block(call), "input": {}}
+            start["type"] = started.get(call.id, {}).get("type", "tool_use")
             events.append(_event("content_block_start",
                                  {"type": "content_block_start", "index": index, "content_block": start}))
             events.append(_event("content_block_delta", {
@@ -202,7 +221,7 @@ class AnthropicCodec:
             events.append(_event("content_block_stop", {"type": "content_block_stop", "index": index}))
         return events
 
-    def notice_events(self, text: str) -> list[ServerSentEvent]:
+    def notice_events(self, text: str, channel: int = 0) -> list[ServerSentEvent]:
         if not text:
             return []
         if self._open is not None and self._open[1] == "text":
@@ -219,11 +238,13 @@ class AnthropicCodec:
         events.append(_event("content_block_stop", {"type": "content_block_stop", "index": index}))
         return events
 
-    def finish_event(self, part: Part, output: Output) -> ServerSentEvent:
+    def finish_event(self, part: Part, output: Output, trace: dict[str, Any] | None = None) -> ServerSentEvent:
         data = dict(part.data or {"type": "message_delta", "usage": {"output_tokens": 0}})
         delta = dict(data.get("delta") or {})
         delta["stop_reason"] = stop_reason(output, delta.get("stop_reason"))
         data["delta"] = delta
+        if trace:
+            data["guardproxy"] = trace  # the SDK keeps extra keys: what the proxy withheld, and why
         return _event("message_delta", data)
 
     def end_blocked(self, reason: str, notice: str) -> list[ServerSentEvent]:

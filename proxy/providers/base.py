@@ -37,46 +37,55 @@ class Part:
     kind: PartKind
     event: ServerSentEvent
     data: dict[str, Any] | None = None  # the event's JSON, when it is JSON
-    channel: int = 0  # which text stream (OpenAI choice index; Anthropic: always 0)
+    channel: int = 0  # which output stream (OpenAI choice index; Anthropic: always 0)
     text: str = ""  # for TEXT: the delta
 
 
 class StreamCodec(Protocol):
-    """One stream's event codec. `classify` is called once per upstream event, in order."""
+    """One stream's event codec. `parts` is called once per upstream event, in order.
+
+    Every part has one kind and one channel: an upstream event that carries several (text and a
+    finish_reason, two choices) is split into parts that each encode as a valid event.
+    """
 
     @property
     def done(self) -> bool:
         """Saw the wire format's final event."""
         ...
 
-    def classify(self, event: ServerSentEvent) -> Part: ...
+    def parts(self, event: ServerSentEvent) -> list[Part]: ...
 
-    def output(self) -> Output:
-        """What the upstream has sent so far, as the SDK would assemble it."""
+    def channels(self) -> list[int]:
+        """The output channels seen so far (choices), in order."""
+        ...
+
+    def output(self, channel: int = 0) -> Output:
+        """What the upstream has sent so far on one channel, as the SDK would assemble it."""
+        ...
+
+    def must_resend(self, channel: int) -> bool:
+        """The channel's calls must go out re-encoded even when unchanged (SDKs would read them apart)."""
         ...
 
     def encode(self, part: Part) -> ServerSentEvent:
         """Relay an upstream event (re-indexed if the proxy withheld a block before it)."""
         ...
 
-    def withhold(self, part: Part) -> None:
-        """The proxy drops this upstream event (a withheld tool call's part)."""
-        ...
-
     def text_event(self, part: Part, text: str) -> ServerSentEvent:
         """A text delta like `part` carrying `text` instead (released or redacted text)."""
         ...
 
-    def tool_events(self, calls: tuple[ToolCall, ...]) -> list[ServerSentEvent]:
+    def tool_events(self, calls: tuple[ToolCall, ...], channel: int = 0) -> list[ServerSentEvent]:
         """Fresh, complete events for tool calls the proxy lets through after a transform."""
         ...
 
-    def notice_events(self, text: str) -> list[ServerSentEvent]:
-        """Text the proxy adds (a notice), as valid events at the current position."""
+    def notice_events(self, text: str, channel: int = 0) -> list[ServerSentEvent]:
+        """Text the proxy adds (a notice, or text a guard rewrote), as valid events at the current position."""
         ...
 
-    def finish_event(self, part: Part, output: Output) -> ServerSentEvent:
-        """The FINISH event with its stop reason fitted to `output` (e.g. no calls left)."""
+    def finish_event(self, part: Part, output: Output, trace: dict[str, Any] | None = None) -> ServerSentEvent:
+        """The FINISH event with its stop reason fitted to `output` (e.g. no calls left); `trace`:
+        what the proxy withheld, carried in the event as a `guardproxy` field."""
         ...
 
     def end_blocked(self, reason: str, notice: str) -> list[ServerSentEvent]:

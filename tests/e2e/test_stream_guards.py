@@ -9,7 +9,11 @@ held until the output guards have judged them.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -249,9 +253,10 @@ def test_output_block_on_tool_calls_ends_the_stream_cleanly(start: Start, script
     scripted.script.calls = [("send_email", {"to": "x@evil.example"})]
     text, final = ant_stream(proxy, tools=TOOLS_ANT)
     assert final.stop_reason == "refusal" and "blocked by the fake guard" in final.stop_details.explanation
-    assert all(b.type == "text" for b in final.content) and text.startswith("ok")
+    # A judge that declares no reach judges the whole turn: its text was held, so none of it left.
+    assert all(b.type == "text" for b in final.content) and text.startswith("[guardproxy stopped")
     text, chunks = oai_stream(proxy, tools=TOOLS_OAI)
-    assert text.startswith("ok") and "blocked by the fake guard" in text
+    assert text.startswith("[guardproxy stopped") and "blocked by the fake guard" in text
     assert chunks[-1].choices[0].finish_reason == "content_filter"
     assert not any(c.choices[0].delta.tool_calls for c in chunks if c.choices)
 
@@ -331,3 +336,54 @@ def test_upstream_error_event_mid_stream_is_relayed_and_recorded(start: Start, s
         oai_stream(proxy)
     assert len(seen) == 2 and seen[-1].conversation.api == "openai.chat"
     assert seen[-1].attributes["stream_error"] == "upstream_error_event"
+
+
+def test_python_stream_helper_after_a_withheld_call(start: Start, scripted: ScriptedUpstream) -> None:
+    """The role rides on the withheld call's first chunk: the rewritten stream must still say it."""
+    proxy = start([{"name": "scope"}], extra_guards={"scope": FakeGuard(
+        "scope", "withhold_calls", phases=frozenset({"output"}))})  # type: ignore[arg-type]
+    scripted.script.text = ""
+    scripted.script.calls = [("send_email", {"to": "x@evil.example"})]
+    with oai(proxy).chat.completions.stream(model="m", messages=[{"role": "user", "content": "hi"}],
+                                            tools=TOOLS_OAI) as stream:
+        for _event in stream:
+            pass
+        completion = stream.get_final_completion()
+    message = completion.choices[0].message
+    assert message.role == "assistant" and not message.tool_calls
+    assert message.content == " [scope: 1 call(s) withheld]"
+    # The next turn replays the message as is: a role of None would make it a 400.
+    assert message.model_dump(exclude_none=True)["role"] == "assistant"
+    with httpx.stream("POST", proxy.url + "/chat/completions", headers={"authorization": "Bearer k"},
+                      json={"model": "m", "stream": True, "tools": TOOLS_OAI,
+                            "messages": [{"role": "user", "content": "hi"}]}) as r:
+        assert r.headers["x-guardproxy-output-verdict"] == "in-stream"
+        chunks = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
+    trace = chunks[-1]["guardproxy"]
+    assert trace["withheld"] == [{"id": "call_0", "name": "send_email", "choice": 0}]
+
+
+NODE_DIR = Path(__file__).resolve().parent.parent / "node"
+
+
+def test_node_stream_helpers_after_a_withheld_call(start: Start, scripted: ScriptedUpstream) -> None:
+    """The Node SDK's `.stream()` and `runTools({stream: true})` throw "missing role for choice 0"
+    on a stream whose first chunk for a choice has no role."""
+    node = shutil.which("node")
+    if node is None or not (NODE_DIR / "node_modules" / "openai").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the Node SDK check: node and `npm ci` in tests/node are required")
+        pytest.skip("node or tests/node/node_modules is missing (run `npm ci` in tests/node)")
+    proxy = start([{"name": "scope"}], extra_guards={"scope": FakeGuard(
+        "scope", "withhold_calls", phases=frozenset({"output"}))})  # type: ignore[arg-type]
+    scripted.script.text = ""
+    scripted.script.calls = [("send_email", {"to": "x@evil.example"})]
+    done = subprocess.run([node, str(NODE_DIR / "stream_helpers.mjs"), proxy.url], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    for helper in ("stream", "runTools"):
+        message = result[helper]
+        assert message["role"] == "assistant" and not message.get("tool_calls"), helper
+        assert message["content"] == " [scope: 1 call(s) withheld]"
+    assert result["ran"] == []  # the withheld call never ran on the client

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from proxy.pii.analyzer import PiiHit
-from proxy.pii.placeholders import EVIDENCE_STYLE, StreamRestorer, Vault
-from proxy.pii.stream import ChunkRestorer
+from proxy.pii.placeholders import EVIDENCE_STYLE, StreamRestorer, TextRestorer, Vault
 
 
 def test_the_same_value_gets_the_same_numbered_placeholder() -> None:
@@ -33,36 +30,9 @@ def test_stream_restorer_handles_a_placeholder_split_anywhere() -> None:
         assert got == "Write to jane@example.com today, not <b>.", cut
 
 
-def _chunk(delta: dict[str, object], finish: str | None = None) -> str:
-    return json.dumps({"id": "c1", "object": "chat.completion.chunk", "model": "m",
-                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-
-
-def test_chunk_restorer_restores_content_and_tool_arguments_in_openai_chunks() -> None:
+def test_text_restorer_restores_split_text_and_whole_arguments() -> None:
     vault = Vault()
     vault.placeholder("EMAIL_ADDRESS", "jane@example.com")
-    rw = ChunkRestorer(vault)
-    out = [rw.chunk(_chunk({"content": "mail <EMAIL_"})), rw.chunk(_chunk({"content": "ADDRESS_1> ok"})),
-           rw.chunk(_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"to": "<EMAIL_ADD'}}]})),
-           rw.chunk(_chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'RESS_1>", "cc": "<EM'}}]})),
-           rw.chunk(_chunk({}, finish="tool_calls")), rw.chunk("[DONE]")]
-    text = "".join(json.loads(c)["choices"][0]["delta"].get("content") or "" for c in out[:-1])
-    args = "".join(tc["function"]["arguments"] for c in out[:-1]
-                   for tc in json.loads(c)["choices"][0]["delta"].get("tool_calls") or [])
-    assert text == "mail jane@example.com ok"
-    assert args == '{"to": "jane@example.com", "cc": "<EM'  # a partial tail is released at the end
-    assert out[-1] == "[DONE]"
-    assert rw.tail() is None
-
-
-def test_chunk_restorer_restores_placeholders_in_anthropic_deltas() -> None:
-    vault = Vault()
-    vault.placeholder("EMAIL_ADDRESS", "jane@example.com")
-    rw = ChunkRestorer(vault)
-    text = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "to <EMAIL_ADDRESS_1>."}}
-    args = {"type": "content_block_delta", "index": 1,
-            "delta": {"type": "input_json_delta", "partial_json": '{"to": "<EMAIL_ADDRESS_1>"}'}}
-    assert json.loads(rw.chunk(json.dumps(text)))["delta"]["text"] == "to jane@example.com."
-    assert json.loads(rw.chunk(json.dumps(args)))["delta"]["partial_json"] == '{"to": "jane@example.com"}'
-    stop = json.dumps({"type": "content_block_stop", "index": 0})
-    assert rw.chunk(stop) == stop
+    rw = TextRestorer(vault)
+    assert rw.feed("mail <EMAIL_") + rw.feed("ADDRESS_1> ok <b") + rw.flush() == "mail jane@example.com ok <b"
+    assert rw.whole('{"to": "<EMAIL_ADDRESS_1>"}') == '{"to": "jane@example.com"}'

@@ -1,4 +1,4 @@
-"""The hold-back gate: streamed text passes per-guard inspectors before it may leave. Sans-I/O.
+"""Text hold-back: streamed text passes the incremental output inspectors before it may leave. Sans-I/O.
 
 Every delta is fed to each inspector; the gate then releases all text except the last `window`
 characters, so a finding that spans chunk boundaries is seen before the text that completes it has
@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 
 from proxy.guards.base import RedactingInspector, StreamAction, StreamInspector
 from proxy.model import StageStatus, Verdict, VerdictKind
+from proxy.pipeline import failure_verdict
 
-log = logging.getLogger("guardproxy.holdback")
+log = logging.getLogger("guardproxy.streaming")
 DEFAULT_WINDOW = 32
 DEFAULT_MAX_HOLD = 4096
 
@@ -32,7 +33,7 @@ class Inspecting:
 
     stage: str
     inspector: StreamInspector
-    fail_open: bool = False
+    failure_mode: str = "closed"
     status: StageStatus = StageStatus.OK
     detail: str = ""
     verdict: Verdict | None = None  # set once closed
@@ -137,12 +138,12 @@ class TextGate:
             if entry.redacting:
                 for start, end, replacement in inspector.take_redactions():  # type: ignore[attr-defined]
                     self._add_redaction(start, end, replacement)
-        except Exception as exc:  # the guard's own failure: its failure mode decides
+        except Exception as exc:  # the guard's own failure: the pipeline's failure policy decides
             log.exception("stream inspector of %s failed", entry.stage)
             entry.status, entry.detail, entry.active = StageStatus.ERROR, f"{type(exc).__name__}: {exc}", False
-            if not entry.fail_open:
-                self.stopped = Stop(entry.stage, f"guard {entry.stage!r} could not inspect the stream "
-                                                 f"({entry.detail}); it fails closed")
+            verdict = entry.verdict = failure_verdict(entry.stage, entry.failure_mode, entry.detail)
+            if verdict.kind is VerdictKind.BLOCK:
+                self.stopped = Stop(entry.stage, verdict.message, verdict)
             return StreamAction.RELEASE
         if action is StreamAction.BLOCK:
             entry.verdict = self._close_one(entry)
@@ -203,6 +204,3 @@ def _reason(entry: Inspecting) -> str:
         return "; ".join(verdict.decision.reasons)
     return f"output blocked by guard {entry.stage!r}"
 
-
-def verdict_kind(entry: Inspecting) -> VerdictKind | None:
-    return entry.verdict.kind if entry.verdict is not None else None

@@ -1,25 +1,25 @@
-"""Relays an upstream SSE stream to the client event by event, never buffering it whole.
+"""The SSE pump: reads the upstream's events and writes what the session lets out, never buffering
+the stream whole.
 
-Each event is re-sent as soon as it is parsed, so the first byte reaches the client as soon as
-the upstream sends it. An upstream fault mid-stream ends the client's stream with an OpenAI-style
-error event (the SDK raises a clean APIError) instead of a broken connection.
+Each event is split into parts by the codec, each part goes through the session, and whatever it
+releases is written at once, so the first byte reaches the client as soon as the upstream sends
+it. An upstream fault mid-stream ends the client's stream with the wire format's error event (the
+SDK raises a clean APIError) instead of a broken connection.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from proxy.errors import GuardProxyError, UpstreamProtocolError
-from proxy.guards.base import ChunkRewriter
 from proxy.model import Exchange
 from proxy.providers.base import PartKind
-from proxy.stream_guard import StreamSession
+from proxy.streaming.session import StreamSession
 from proxy.upstream import translate
 
 log = logging.getLogger("guardproxy.streaming")
@@ -35,19 +35,14 @@ def encode_event(event: ServerSentEvent) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
-def error_event(error: GuardProxyError, request_id: str) -> bytes:
-    return b"data: " + json.dumps(error.body(request_id)).encode() + b"\n\n"
-
-
-async def relay_guarded_sse(
+async def pump(
     response: httpx.Response,
     exchange: Exchange,
     sent: float,
     session: StreamSession,
     on_end: Callable[[str], Awaitable[None]],
-    rewriters: Sequence[ChunkRewriter] = (),
-) -> AsyncIterator[bytes]:
-    """Relay either wire format through the stream guard (hold-back, tool holds, clean stops).
+) -> AsyncGenerator[bytes, None]:
+    """Relay either wire format through the session (hold-back, holds for judges, clean stops).
 
     `on_end(outcome)` must call `session.finish(outcome)`; the stream's last event (the wire
     format's final event, a clean stop's, or an error event) leaves only after it, so a flagged
@@ -60,18 +55,20 @@ async def relay_guarded_sse(
         async for event in EventSource(response).aiter_sse():
             if exchange.timings.ttft_ms is None:
                 exchange.timings.ttft_ms = (time.perf_counter() - sent) * 1000
-            part = codec.classify(event)
-            out = await session.process(part)
-            if part.kind is PartKind.ERROR:
-                # The upstream's own error event ends the stream; it is relayed as it came.
-                outcome, final = "upstream_error", [codec.encode(part)]
-                exchange.attributes["stream_error"] = "upstream_error_event"
-            elif session.stopped is not None:
-                outcome, final, out = "stopped", out[-1:], out[:-1]
-            elif part.kind is PartKind.DONE:
-                final = [codec.encode(part)]
-            for item in out:
-                yield _rewritten(item, rewriters)
+            for part in codec.parts(event):
+                out = await session.process(part)
+                if part.kind is PartKind.ERROR:
+                    # The upstream's own error event ends the stream; it is relayed as it came.
+                    outcome, final = "upstream_error", [codec.encode(part)]
+                    exchange.attributes["stream_error"] = "upstream_error_event"
+                elif session.stopped is not None:
+                    outcome, final, out = "stopped", out[-1:], out[:-1]
+                elif part.kind is PartKind.DONE:
+                    final = [codec.encode(part)]
+                for item in out:
+                    yield encode_event(item)
+                if final:
+                    break
             if final:
                 break
         if not final and not codec.done:
@@ -87,19 +84,8 @@ async def relay_guarded_sse(
     finally:
         await response.aclose()
         await on_end(outcome)
-    if outcome == "complete":
-        for rewriter in rewriters:
-            tail = rewriter.tail()
-            if tail is not None:
-                yield encode_event(ServerSentEvent(data=tail))
     for item in final:
-        yield _rewritten(item, rewriters) if outcome != "upstream_error" else encode_event(item)
-
-
-def _rewritten(event: ServerSentEvent, rewriters: Sequence[ChunkRewriter]) -> bytes:
-    for rewriter in rewriters:
-        event = ServerSentEvent(event.event, rewriter.chunk(event.data), event.id, event.retry)
-    return encode_event(event)
+        yield encode_event(item)
 
 
 def _stream_error(exc: Exception) -> GuardProxyError:

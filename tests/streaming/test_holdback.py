@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from proxy.guards.base import Redaction, StreamAction
-from proxy.holdback import Inspecting, TextGate
 from proxy.model import Action, Decision, StageStatus, Verdict, VerdictKind
+from proxy.streaming.holdback import Inspecting, TextGate
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Exploding:
 
 
 def gate(*inspectors: object, window: int = 4, max_hold: int = 64, fail_open: bool = False) -> TextGate:
-    return TextGate([Inspecting(f"g{i}", x, fail_open) for i, x in enumerate(inspectors)],  # type: ignore[arg-type]
+    return TextGate([Inspecting(f"g{i}", x, "open" if fail_open else "closed") for i, x in enumerate(inspectors)],  # type: ignore[arg-type]
                     window=window, max_hold=max_hold)
 
 
