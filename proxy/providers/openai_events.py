@@ -59,6 +59,12 @@ class OpenAICodec:
         choices = chunk.get("choices")
         if not isinstance(choices, list) or not choices:
             return [Part(PartKind.PASS, event, chunk)]  # e.g. the usage chunk
+        if len(choices) == 1 and isinstance(choice := choices[0], dict) and not choice.get("finish_reason"):
+            # The hot path, one text delta: no splitting to consider.
+            delta = choice.get("delta")
+            if isinstance(delta, dict) and len(delta) == 1 and isinstance(text := delta.get("content"), str) and text:
+                index = choice.get("index", 0)
+                return [Part(PartKind.TEXT, event, chunk, index if type(index) is int and index >= 0 else 0, text)]
         pieces = [p for c in choices if isinstance(c, dict) for p in _pieces(c)]
         if len(pieces) == 1:  # the common case: relay the upstream's own bytes
             kind, choice, text = pieces[0]

@@ -27,7 +27,7 @@ def guard(**options: Any) -> PiiGuard:
 
 
 async def run(g: PiiGuard, ex: Exchange, phase: Phase) -> Any:
-    pipeline = Pipeline([Stage(g, StageSettings(name="pii"))])
+    pipeline = Pipeline([Stage(g, StageSettings(name="pii", timeout_s=60))])  # a cold analyzer loads first
     return await pipeline.run(ex, phase)
 
 
