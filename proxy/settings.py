@@ -113,7 +113,8 @@ class StreamSettings(BaseModel):
     # across chunks is caught before the text completing it leaves. Only applies when a
     # streaming output guard is configured; each held character delays the first token.
     holdback_chars: int = Field(default=32, ge=0)
-    # A guard answering "hold" may keep at most this much back; past it the stream is stopped.
+    # Most text held for an output guard (an inspector answering "hold", or a stage without a
+    # stream inspector that judges the whole turn, e.g. pii block/mask); past it the stream stops.
     max_hold_chars: int = Field(default=4096, gt=0)
 
 
