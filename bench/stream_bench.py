@@ -207,7 +207,7 @@ def main() -> None:
     procs = [start([str(BIN / "guardproxy"), "simulate", "--port", str(port)])]
     sim = f"http://127.0.0.1:{port}/v1"
     try:
-        wait_ready(sim + "/models")
+        wait_ready(sim + "/models", procs[0])
         targets = {"direct": sim}
         pids: dict[str, int] = {}
         for label, stages in STAGES.items():
@@ -215,7 +215,7 @@ def main() -> None:
             procs.append(start([str(BIN / "guardproxy"), "serve", "--port", str(p), "--upstream", sim],
                                {"GUARDPROXY_STAGES": stages, "GUARDPROXY_LOG_LEVEL": "warning",
                                 "GUARDPROXY_EVIDENCE__ENABLED": "false"}))
-            wait_ready(f"http://127.0.0.1:{p}/healthz")
+            wait_ready(f"http://127.0.0.1:{p}/healthz", procs[-1])
             targets[label] = f"http://127.0.0.1:{p}/v1"
             pids[label] = procs[-1].pid
         cpu: CpuUse = {}

@@ -194,9 +194,9 @@ class StreamSession:
         ch.finished = ch.finished or finish is not None
         held, ch.held = ch.held or [], None
         upstream = final = self.codec.output(ch.n)
-        reasons: list[str] = []
+        decisions: list[Decision] = []
         if self.plan.judges and not ch.judged:
-            verdict, final, reasons = await self._judge(ch)
+            verdict, final, decisions = await self._judge(ch)
             if verdict.kind is VerdictKind.BLOCK:
                 reason = verdict.message or "; ".join(verdict.decision.reasons if verdict.decision else ())
                 return self._stop(Stop(verdict.decision.stage if verdict.decision else "output", reason, verdict))
@@ -224,7 +224,7 @@ class StreamSession:
         if notice:
             ch.sent.append(notice)
             out.extend(self.codec.notice_events(notice, ch.n))
-        trace = self._trace(ch, upstream.tool_calls, calls, reasons)
+        trace = self._trace(ch, upstream.tool_calls, calls, decisions)
         if finish is not None:
             changed = resend or notice or trace or final.finish_reason != upstream.finish_reason
             out.append(self.codec.finish_event(finish, final, trace) if changed else self.codec.encode(finish))
@@ -238,15 +238,14 @@ class StreamSession:
             return [*self._flush(ch), self.codec.encode(part)]
         return [self.codec.encode(part)]
 
-    async def _judge(self, ch: _Channel) -> tuple[Verdict, Output, list[str]]:
+    async def _judge(self, ch: _Channel) -> tuple[Verdict, Output, list[Decision]]:
         """Run the judges once over what this channel said, in their configured order."""
         ch.judged = True
         exchange = self.exchange
         upstream = exchange.output = self.codec.output(ch.n)
         before = len(exchange.decisions)
         verdict = await self._judges.run(exchange, Phase.OUTPUT)
-        reasons = [r for d in exchange.decisions[before:] for r in d.reasons]
-        return verdict, exchange.output or upstream, reasons
+        return verdict, exchange.output or upstream, exchange.decisions[before:]
 
     def _rewritten_calls(self, ch: _Channel, calls: tuple[ToolCall, ...]) -> tuple[ToolCall, ...]:
         if not ch.rewriters:
@@ -260,14 +259,19 @@ class StreamSession:
         return tuple(out)
 
     def _trace(
-        self, ch: _Channel, upstream: tuple[ToolCall, ...], sent: tuple[ToolCall, ...], reasons: list[str]
+        self, ch: _Channel, upstream: tuple[ToolCall, ...], sent: tuple[ToolCall, ...], decisions: list[Decision]
     ) -> dict[str, Any] | None:
+        """What the client never got, for the turn's last event (the headers had already left)."""
         kept = {(c.id, c.name) for c in sent}
         withheld = [{"id": c.id, "name": c.name, "choice": ch.n} for c in upstream if (c.id, c.name) not in kept]
         if not withheld:
             return None
         self.withheld.extend(withheld)
-        return {"withheld": withheld, "reasons": reasons}
+        trace: dict[str, Any] = {"withheld": withheld, "reasons": [r for d in decisions for r in d.reasons]}
+        approvals = [a for d in decisions for a in d.approvals]
+        if approvals:
+            trace["approval_ids"] = approvals  # what the application may approve (see the approvals API)
+        return trace
 
     def _withhold_late(self, part: Part) -> None:
         self.withheld.append({"id": "", "name": "", "choice": part.channel,

@@ -253,7 +253,8 @@ class CallJudge:
         kept = tuple(c for c in out.tool_calls if c.name != self.deny)
         if kept == out.tool_calls:
             return Verdict()
-        decision = Decision(stage=self.name, action=Action.WITHHOLD, reasons=(f"{self.deny}: not allowed",))
+        decision = Decision(stage=self.name, action=Action.WITHHOLD, reasons=(f"{self.deny}: not allowed",),
+                            approvals=tuple(f"ap_{c.id}" for c in out.tool_calls if c.name == self.deny))
         return Verdict(VerdictKind.TRANSFORM, decision=decision,
                        output=dataclasses.replace(out, tool_calls=kept, text=out.text + " [withheld]"))
 
@@ -393,7 +394,7 @@ def test_a_rewritten_openai_stream_keeps_the_role_and_carries_a_trace() -> None:
     final = json.loads(out[-1].data)
     assert final["choices"][0]["finish_reason"] == "stop"
     assert final["guardproxy"] == {"withheld": [{"id": "call_a", "name": "send_email", "choice": 0}],
-                                   "reasons": ["send_email: not allowed"]}
+                                   "reasons": ["send_email: not allowed"], "approval_ids": ["ap_call_a"]}
     assert s.exchange.attributes["stream"]["withheld_calls"] == final["guardproxy"]["withheld"]
 
 
