@@ -38,6 +38,7 @@ from proxy.policy.spec import hash_key
 from proxy.policy.store import PolicyStore
 from proxy.providers import APIS, api_for_route
 from proxy.providers.base import WireAPI
+from proxy.providers.labels import enforce
 from proxy.relay import ChatRelay, Observer
 from proxy.settings import Settings
 from proxy.streaming.session import StreamLimits
@@ -174,6 +175,7 @@ def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies:
         api_key = api_key_from(request.headers)
         client_policy = policy.authenticate(api_key)
         conversation = provider.parse(body)
+        enforce(conversation, settings.unknown_shapes)  # the closed contract: read it or refuse it
         if settings.allowed_models and conversation.model not in settings.allowed_models:
             raise NotFound(f"model {conversation.model!r} is not served through this proxy",
                            code="model_not_found", param="model")

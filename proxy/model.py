@@ -116,6 +116,7 @@ class ToolSpec:
     description: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)  # the entry as the client sent it
+    kind: str = "function"  # "function" | "legacy_function" (OpenAI `functions`) | a server tool's type
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,29 @@ class ToolCall:
     name: str
     arguments: str  # JSON text as the model produced it
     index: int = 0
+    choice: int = 0  # which of the response's choices made it (OpenAI n > 1)
+    kind: str = "function"  # "function" | "function_call" (legacy) | "server_tool_use" | "mcp_tool_use"
+
+
+@dataclass(frozen=True, slots=True)
+class Opaque:
+    """Content the model reads that is not text (an image, a PDF, a file): no text guard can scan
+    it, so it is recorded, and when untrusted it taints the conversation like untrusted text."""
+
+    kind: str  # image | document | file | audio | server_tool_result | ...
+    trust: Trust
+    provenance: Provenance
+    path: tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Uninspected:
+    """A part of the request that was passed on without being parsed (operator setting
+    `unknown_shapes: pass_uninspected`), or an unknown parameter that was recorded."""
+
+    path: str  # e.g. "messages.3.content.0" or "logit_bias"
+    why: str
+    chars: int = 0  # size of the JSON passed unread
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +161,17 @@ class Conversation:
     segments: tuple[Segment, ...]
     tools: tuple[ToolSpec, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)  # the body as received (never mutated)
+    opaque: tuple[Opaque, ...] = ()  # non-text content the model reads
+    uninspected: tuple[Uninspected, ...] = ()  # passed on unread, or unknown parameters
 
     def untrusted(self) -> tuple[Segment, ...]:
         return tuple(s for s in self.segments if s.trust is Trust.UNTRUSTED)
+
+    def tainted(self) -> bool:
+        """Does the model read anything untrusted (text, images, files) or unread?"""
+        return (any(s.trust is Trust.UNTRUSTED for s in self.segments)
+                or any(o.trust is Trust.UNTRUSTED for o in self.opaque)
+                or any(u.chars for u in self.uninspected))
 
     def with_text(self, index: int, text: str) -> Conversation:
         """A copy with one segment's text replaced (guards transform through copies)."""
@@ -176,6 +208,17 @@ class Output:
     input_tokens: int | None = None
     output_tokens: int | None = None
     withheld: tuple[ToolCall, ...] = ()  # calls the model made that never reached the client
+    # OpenAI n > 1: the other choices' text and finish reason (their calls are in `tool_calls`).
+    alternatives: tuple[Choice, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One more answer of a response that asked for several (OpenAI `n`): index >= 1."""
+
+    index: int
+    text: str = ""
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

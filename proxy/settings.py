@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     allowed_models: list[str] = Field(default_factory=list)  # empty: any model the upstream serves
     max_messages: int = Field(default=2048, gt=0)
     max_input_chars: int = Field(default=1_000_000, gt=0)
+    # A request shape no adapter can read (an unknown content block, remote MCP servers ...):
+    # refused with a 400 naming it, or passed unread and recorded as not inspected.
+    unknown_shapes: Literal["refuse", "pass_uninspected"] = "refuse"
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
     admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)

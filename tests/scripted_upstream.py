@@ -27,6 +27,7 @@ class Script:
     token_ms: float = 0.0
     error_after: int | None = None  # send the wire format's own error event after this many events
     last_body: dict[str, Any] | None = None
+    plain: dict[str, Any] | None = None  # a non-streamed answer sent exactly as given (shapes the simulator lacks)
 
 
 def _system_text(body: dict[str, Any]) -> str:
@@ -96,6 +97,8 @@ class ScriptedUpstream:
         body = await request.json()
         self.script.last_body = body
         reply = _reply(self.script, body, "chatcmpl-")
+        if self.script.plain is not None and not body.get("stream"):
+            return web.json_response(self.script.plain)
         if not body.get("stream"):
             return web.json_response(replies.chat_completion(reply, body["model"]))
         chunks = replies.chat_chunks(reply, body["model"])
@@ -112,6 +115,8 @@ class ScriptedUpstream:
         body = await request.json()
         self.script.last_body = body
         reply = _reply(self.script, body, "msg_")
+        if self.script.plain is not None and not body.get("stream"):
+            return web.json_response(self.script.plain)
         if not body.get("stream"):
             message = anthropic_api.message(reply, body["model"])
             if reply.text and reply.tool_calls:

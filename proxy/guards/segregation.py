@@ -53,12 +53,18 @@ def neutralise(text: str) -> str:
 
 def wrap(text: str, mode: str, nonce: str, source: str | None) -> str:
     text = neutralise(text)
-    label = f' source="{neutralise(source)[:200]}"' if source else ""
+    # The source is the content's own claim: it must not end the boundary line or forge a quote.
+    label = f' source="{_label(source)}"' if source else ""
     if mode == "datamark":
         return DATAMARK.join(text.split())
     if mode == "encode":
         text = base64.b64encode(text.encode()).decode()
     return f"<<<DATA {nonce}{label}>>>\n{text}\n<<<END DATA {nonce}>>>"
+
+
+def _label(source: str) -> str:
+    clean = neutralise(source).translate({ord(c): " " for c in "\"<>\r\n"})
+    return " ".join(clean.split())[:200]
 
 
 @dataclass

@@ -61,7 +61,7 @@ class ToolScopeGuard:
         findings = [f for f in exchange.findings if f.mode == "enforce"]
         severity, escalated = _effective_severity(findings, bool(side_effecting(allowed, policy)))
         reasons = list(escalated)
-        drop_why = _drop_reason(bool(conv.untrusted()), severity, client)
+        drop_why = _drop_reason(conv.tainted(), severity, client)
         if drop_why:
             removed |= {n: drop_why for n in side_effecting(allowed, policy)}
         kept = tuple(t for t in allowed if t.name not in removed)
@@ -86,7 +86,7 @@ class ToolScopeGuard:
             return Verdict()
         conv = exchange.conversation
         offered = {t.name for t in conv.tools}
-        tainted = bool(conv.untrusted())
+        tainted = conv.tainted()  # untrusted text, images, files, or shapes passed unread
         # Trace against the text as received: segregation may have wrapped or encoded it since.
         tracer = Tracer.of(exchange.received_conversation or conv, policy)
         kept: list[ToolCall] = []
@@ -164,11 +164,24 @@ def _call_problem(
 
 
 def _rewrite(output: Output, kept: list[ToolCall], withheld: list[ToolCall], reasons: list[str]) -> Output:
+    """The output minus the withheld calls; each choice that lost one says so (OpenAI n > 1)."""
     notice = NOTICE.format(reasons="; ".join(reasons))
-    text = f"{output.text}\n\n{notice}" if output.text else notice
-    finish = output.finish_reason if kept else "stop"
+    hit = {c.choice for c in withheld}
+    left = {c.choice for c in kept}
+
+    def told(text: str) -> str:
+        return f"{text}\n\n{notice}" if text else notice
+
+    text, finish = output.text, output.finish_reason
+    if 0 in hit:
+        text, finish = told(text), finish if 0 in left else "stop"
+    alternatives = tuple(
+        dataclasses.replace(a, text=told(a.text), finish_reason=a.finish_reason if a.index in left else "stop")
+        if a.index in hit else a
+        for a in output.alternatives
+    )
     return dataclasses.replace(output, text=text, tool_calls=tuple(kept), finish_reason=finish,
-                               withheld=output.withheld + tuple(withheld))
+                               withheld=output.withheld + tuple(withheld), alternatives=alternatives)
 
 
 def _policy_block(decision: Decision, *, escalated: bool) -> Verdict:

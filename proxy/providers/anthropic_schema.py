@@ -18,6 +18,7 @@ _REQUIRED: dict[str, tuple[tuple[str, type, str], ...]] = {
     "text": (("text", str, "a string"),),
     "tool_use": (("id", str, "a string"), ("name", str, "a string"), ("input", dict, "an object")),
     "tool_result": (("tool_use_id", str, "a string"),),
+    "mcp_tool_result": (("tool_use_id", str, "a string"),),
     "document": (("source", dict, "an object"),),
 }
 
@@ -92,7 +93,7 @@ def _block(block: Any, at: str) -> None:
     kind = _field(block, "type", str, "a string", required=True, at=at)
     for name, expected, expected_name in _REQUIRED.get(kind, ()):
         _field(block, name, expected, expected_name, required=True, at=at)
-    if kind == "tool_result":
+    if kind in ("tool_result", "mcp_tool_result", "search_result"):
         content = block.get("content")
         if content is not None and not isinstance(content, str | list):
             _fail(f"{at}.content", f"must be a string or an array of content blocks (got {_show(content)})",

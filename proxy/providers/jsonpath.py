@@ -41,7 +41,7 @@ def text_changes(conv: Conversation) -> list[tuple[Path, str]]:
 
 def rewritten(
     conv: Conversation,
-    tool_name: Callable[[dict[str, Any]], Any],
+    tool_names: Callable[[dict[str, Any]], list[Any]],
     write_tools: Callable[[dict[str, Any], tuple[ToolSpec, ...]], None],
     write_added: Callable[[dict[str, Any], Conversation], None],
 ) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def rewritten(
     written back by the format's own writers."""
     body = conv.raw
     changes = text_changes(conv)
-    tools_changed = [t.name for t in conv.tools] != [tool_name(t) for t in body.get("tools") or ()]
+    tools_changed = [t.name for t in conv.tools] != tool_names(body)
     added = any(s.location is None for s in conv.segments)
     if not changes and not tools_changed and not added:
         return body

@@ -1,26 +1,42 @@
-"""OpenAI chat completions <-> Conversation, losslessly.
+"""OpenAI chat completions <-> Conversation, losslessly, under a closed contract.
 
-`parse` labels every piece of text with its trust and provenance: system/developer trusted,
-user/assistant the client's own, `role: tool` (and legacy `function`) untrusted with the tool's name,
-and `<untrusted>` spans untrusted wherever they appear. `render` writes segment text and tools back
-into a copy of the body the client sent; with no rewrite it gives back that very body, minus the
-retrieval markup.
+`parse` labels every piece of text the model reads with its trust and provenance: system/developer
+trusted, user/assistant the client's own, `role: tool` (and legacy `function`) untrusted with the
+tool's name, `<untrusted>` spans untrusted wherever they appear; tool descriptions and parameter
+schemas (`tools` and legacy `functions`), `response_format` schemas and `prediction` as the
+client's text. Images, audio and files are opaque content (untrusted inside tool results); a part
+type it does not know, or an unknown parameter with structure, is an unread shape (refused unless
+the operator passes them). `render` writes segment text and tools back into a copy of the body the
+client sent; with no rewrite it gives back that very body, minus the retrieval markup.
 """
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Callable
 from typing import Any
 
-from proxy.model import Conversation, Location, Output, Provenance, Segment, ToolCall, ToolSpec, Trust
+from proxy.model import Conversation, Provenance, ToolSpec, Trust
 from proxy.providers import jsonpath, params
 from proxy.providers.base import WireAPI
-from proxy.providers.markup import split_marked
+from proxy.providers.labels import Labeller, Path, top_level
 from proxy.providers.openai_events import OpenAICodec
+from proxy.providers.openai_response import parse_output, render_output
 from proxy.providers.openai_schema import validate_request
 
 API = "openai.chat"
 VENDOR = "openai"
+LEGACY = "legacy_function"
+_OPAQUE_PARTS = {"image_url": "image", "input_audio": "audio", "file": "file"}
+# Schema keywords that are structure, not prose the model reads.
+_SCHEMA_SKIP = frozenset({"type", "format", "$ref", "additionalProperties", "required", "pattern"})
+KNOWN_PARAMS = frozenset({
+    "model", "messages", "stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls",
+    "functions", "function_call", "response_format", "prediction", "temperature", "top_p", "n",
+    "max_tokens", "max_completion_tokens", "presence_penalty", "frequency_penalty", "logit_bias",
+    "logprobs", "top_logprobs", "seed", "stop", "user", "store", "metadata", "modalities", "audio",
+    "reasoning_effort", "service_tier", "verbosity", "web_search_options", "prompt_cache_key",
+    "safety_identifier",
+})
 _ROLE_TRUST = {
     "system": Trust.TRUSTED,
     "developer": Trust.TRUSTED,
@@ -32,27 +48,32 @@ _ROLE_TRUST = {
 
 
 def parse(body: dict[str, Any]) -> Conversation:
-    """Validate a chat completions request body and normalise it."""
+    """Validate a chat completions request body and label everything the model reads."""
     validate_request(body)
+    labels = Labeller()
     tool_names = _tool_call_names(body["messages"])
-    segments: list[Segment] = []
     for i, message in enumerate(body["messages"]):
-        for path, text in _texts(message, ("messages", i)):
-            _add_segments(segments, message, path, text, tool_names)
-    return Conversation(
-        api=API,
-        vendor=VENDOR,
-        model=body["model"],
-        stream=bool(body.get("stream", False)),
-        segments=tuple(segments),
-        tools=tuple(_tool_spec(t) for t in body.get("tools") or ()),
-        raw=body,
-    )
+        _message(message, ("messages", i), tool_names, labels)
+    tools = [_tool_spec(t) for t in body.get("tools") or ()]
+    tools += [_legacy_spec(f) for f in body.get("functions") or ()]
+    for i, entry in enumerate(body.get("tools") or ()):
+        _tool_texts(entry.get("function") or {}, ("tools", i, "function"), labels)
+    for i, entry in enumerate(body.get("functions") or ()):
+        _tool_texts(entry, ("functions", i), labels)
+    _response_format(body.get("response_format"), labels)
+    _prediction(body.get("prediction"), labels)
+    top_level(body, KNOWN_PARAMS, labels)
+    return labels.conversation(API, VENDOR, body, tuple(tools))
 
 
 def render(conv: Conversation) -> dict[str, Any]:
     """The body to forward: the client's JSON with rewritten texts/tools, markup removed."""
-    return jsonpath.rewritten(conv, lambda t: (t.get("function") or {}).get("name"), _write_tools, _write_inserts)
+    return jsonpath.rewritten(conv, _tool_names, _write_tools, _write_inserts)
+
+
+def _tool_names(body: dict[str, Any]) -> list[Any]:
+    tools = [(t.get("function") or {}).get("name") for t in body.get("tools") or ()]
+    return tools + [f.get("name") for f in body.get("functions") or ()]
 
 
 def _write_inserts(body: dict[str, Any], conv: Conversation) -> None:
@@ -64,59 +85,39 @@ def is_unchanged(conv: Conversation) -> bool:
     return render(conv) is conv.raw
 
 
-def parse_output(response: dict[str, Any]) -> Output:
-    """Normalise a non-streamed chat.completion response (first choice)."""
-    choices = response.get("choices") or [{}]
-    message = choices[0].get("message") or {}
-    usage = response.get("usage") or {}
-    calls = tuple(
-        ToolCall(
-            id=c.get("id", ""),
-            name=(c.get("function") or {}).get("name", ""),
-            arguments=(c.get("function") or {}).get("arguments", ""),
-            index=n,
-        )
-        for n, c in enumerate(message.get("tool_calls") or ())
-    )
-    return Output(
-        text=message.get("content") or "",
-        tool_calls=calls,
-        finish_reason=choices[0].get("finish_reason"),
-        response_id=response.get("id"),
-        model=response.get("model"),
-        input_tokens=usage.get("prompt_tokens"),
-        output_tokens=usage.get("completion_tokens"),
-    )
-
-
-def _texts(message: dict[str, Any], at: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], str]]:
+def _message(message: dict[str, Any], at: Path, tool_names: dict[str, str], labels: Labeller) -> None:
+    role = message["role"]
+    trust, prov = _ROLE_TRUST[role], _provenance(message, tool_names)
     content = message.get("content")
     if isinstance(content, str):
-        return [((*at, "content"), content)]
-    if isinstance(content, list):
-        return [
-            ((*at, "content", j, "text"), part["text"])
-            for j, part in enumerate(content)
-            if part.get("type") == "text" and isinstance(part.get("text"), str)
-        ]
-    return []
+        labels.text((*at, "content"), content, trust, prov, role)
+    for j, part in enumerate(content if isinstance(content, list) else ()):
+        _part(part, (*at, "content", j), trust, prov, role, labels)
+    if isinstance(message.get("refusal"), str):
+        labels.text((*at, "refusal"), message["refusal"], trust, prov, role)
+    # Earlier calls are history the model reads; "assistant" provenance never vouches for arguments.
+    for k, call in enumerate(message.get("tool_calls") or ()):
+        fn = call.get("function") or {}
+        if isinstance(fn.get("arguments"), str):
+            labels.text((*at, "tool_calls", k, "function", "arguments"), fn["arguments"], trust, prov, role)
+    legacy = message.get("function_call")
+    if isinstance(legacy, dict) and isinstance(legacy.get("arguments"), str):
+        labels.text((*at, "function_call", "arguments"), legacy["arguments"], trust, prov, role)
+    if message.get("audio") is not None:
+        labels.opaque("audio", trust, prov, (*at, "audio"))
 
 
-def _add_segments(
-    segments: list[Segment],
-    message: dict[str, Any],
-    path: tuple[str | int, ...],
-    text: str,
-    tool_names: dict[str, str],
-) -> None:
-    role = message["role"]
-    base = _provenance(message, tool_names)
-    for part, piece in enumerate(split_marked(text)):
-        if piece.marked:
-            trust, prov = Trust.UNTRUSTED, Provenance("marked", piece.source, base.tool_call_id)
-        else:
-            trust, prov = _ROLE_TRUST[role], base
-        segments.append(Segment(len(segments), role, piece.text, trust, prov, Location(path, part)))
+def _part(part: dict[str, Any], at: Path, trust: Trust, prov: Provenance, role: str, labels: Labeller) -> None:
+    kind = part.get("type")
+    if kind == "text" and isinstance(part.get("text"), str):
+        labels.text((*at, "text"), part["text"], trust, prov, role)
+    elif kind == "refusal" and isinstance(part.get("refusal"), str):
+        labels.text((*at, "refusal"), part["refusal"], trust, prov, role)
+    elif kind in _OPAQUE_PARTS:
+        # An image or file in a tool result is retrieved content: it taints like retrieved text.
+        labels.opaque(_OPAQUE_PARTS[kind], trust, prov, at)
+    else:
+        labels.unknown(at, f"content part type {kind!r} is not one guardproxy can inspect", part)
 
 
 def _provenance(message: dict[str, Any], tool_names: dict[str, str]) -> Provenance:
@@ -127,6 +128,36 @@ def _provenance(message: dict[str, Any], tool_names: dict[str, str]) -> Provenan
     if role == "function":
         return Provenance("tool_result", message.get("name"))
     return Provenance(role)
+
+
+def _tool_texts(fn: dict[str, Any], at: Path, labels: Labeller) -> None:
+    """A tool's description and parameter schema are text the model reads and follows."""
+    prov = Provenance("tool_definition", fn.get("name"))
+    if isinstance(fn.get("description"), str):
+        labels.text((*at, "description"), fn["description"], Trust.USER, prov, "tools")
+    if fn.get("parameters") is not None:
+        labels.leaves(fn["parameters"], (*at, "parameters"), Trust.USER, prov, "tools", skip=_SCHEMA_SKIP)
+
+
+def _response_format(fmt: Any, labels: Labeller) -> None:
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return
+    schema = fmt.get("json_schema")
+    if isinstance(schema, dict):
+        prov = Provenance("response_format", schema.get("name"))
+        labels.leaves(schema, ("response_format", "json_schema"), Trust.USER, prov, "response_format",
+                      skip=_SCHEMA_SKIP | {"name", "strict"})
+
+
+def _prediction(prediction: Any, labels: Labeller) -> None:
+    """Predicted output is text the model reads (it steers the answer): scanned as the client's."""
+    if not isinstance(prediction, dict):
+        return
+    content, prov = prediction.get("content"), Provenance("prediction")
+    if isinstance(content, str):
+        labels.text(("prediction", "content"), content, Trust.USER, prov, "prediction")
+    for j, part in enumerate(content if isinstance(content, list) else ()):
+        _part(part, ("prediction", "content", j), Trust.USER, prov, "prediction", labels)
 
 
 def _tool_call_names(messages: list[dict[str, Any]]) -> dict[str, str]:
@@ -150,12 +181,23 @@ def _tool_spec(entry: dict[str, Any]) -> ToolSpec:
     )
 
 
+def _legacy_spec(entry: dict[str, Any]) -> ToolSpec:
+    """A legacy `functions` entry: scoped and judged exactly like a tool."""
+    return ToolSpec(
+        name=entry.get("name", ""),
+        description=entry.get("description") or "",
+        parameters=entry.get("parameters") or {},
+        raw=entry,
+        kind=LEGACY,
+    )
+
+
 def _inserts(conv: Conversation) -> list[tuple[int, dict[str, Any]]]:
     """(message position, message) for added segments: after the previous segment's message."""
     out: list[tuple[int, dict[str, Any]]] = []
     at = 0
     for seg in conv.segments:
-        if seg.location is not None:
+        if seg.location is not None and seg.location.path[0] == "messages":
             at = int(seg.location.path[1]) + 1
         else:
             out.append((at, {"role": seg.role, "content": seg.text}))
@@ -163,38 +205,30 @@ def _inserts(conv: Conversation) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _write_tools(body: dict[str, Any], tools: tuple[ToolSpec, ...]) -> None:
-    """Replace `tools` and keep `tool_choice` valid for what is left."""
-    names = {t.name for t in tools}
-    if tools:
-        body["tools"] = [t.raw for t in tools]
-    else:
-        body.pop("tools", None)
+    """Replace `tools` (and legacy `functions`) and keep each choice valid for what is left."""
+    current = [t for t in tools if t.kind != LEGACY]
+    legacy = [t for t in tools if t.kind == LEGACY]
+    _write_list(body, "tools", "tool_choice", current, lambda c: (c.get("function") or {}).get("name"))
+    _write_list(body, "functions", "function_call", legacy, lambda c: c.get("name"))
+    if not current:
         body.pop("parallel_tool_calls", None)
-    choice = body.get("tool_choice")
+
+
+def _write_list(body: dict[str, Any], key: str, choice_key: str, tools: list[ToolSpec],
+                chosen: Callable[[dict[str, Any]], Any]) -> None:
+    if key not in body and not tools:
+        return
+    if tools:
+        body[key] = [t.raw for t in tools]
+    else:
+        body.pop(key, None)
+    choice = body.get(choice_key)
     if choice is None:
         return
     if not tools:
-        body.pop("tool_choice")
-    elif isinstance(choice, dict) and (choice.get("function") or {}).get("name") not in names:
-        body["tool_choice"] = "auto"
-
-
-def render_output(response: dict[str, Any], output: Output) -> dict[str, Any]:
-    """The response with the first choice's content and tool calls replaced by `output`'s."""
-    response = copy.deepcopy(response)
-    choice = (response.get("choices") or [{}])[0]
-    message = choice.setdefault("message", {"role": "assistant"})
-    message["content"] = output.text or None
-    if output.tool_calls:
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in output.tool_calls
-        ]
-    else:
-        message.pop("tool_calls", None)
-    if output.finish_reason:
-        choice["finish_reason"] = output.finish_reason
-    return response
+        body.pop(choice_key)
+    elif isinstance(choice, dict) and chosen(choice) not in {t.name for t in tools}:
+        body[choice_key] = "auto"
 
 
 OPENAI = WireAPI(

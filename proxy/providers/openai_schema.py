@@ -18,7 +18,7 @@ _Open = ConfigDict(extra="allow", strict=True)
 
 class _Part(BaseModel):
     model_config = _Open
-    type: Literal["text", "image_url", "input_audio", "file", "refusal"]
+    type: StrictStr  # the adapter labels known types and records unknown ones as unread shapes
     text: StrictStr | None = None
 
 
@@ -63,6 +63,7 @@ class _Request(BaseModel):
     messages: Annotated[list[_Message], Field(min_length=1)]
     stream: StrictBool | None = None
     tools: list[_Tool] | None = None
+    functions: list[_FunctionDef] | None = None  # legacy: scoped like tools
     # Sampling parameters with their documented ranges: a bad one is refused here, not billed upstream.
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None

@@ -61,17 +61,25 @@ def test_trust_and_provenance_of_every_segment() -> None:
         ("user", "Wiki text", Trust.UNTRUSTED, "marked", "https://wiki.example/p"),
         ("user", " ok?", Trust.USER, "user", None),
         ("user", "Revenue grew.", Trust.UNTRUSTED, "document", "Q3 report"),
+        ("user", "Q3 report", Trust.UNTRUSTED, "document", "Q3 report"),
         ("user", "from the share", Trust.UNTRUSTED, "document", "Q3 report"),
         ("assistant", "Let me check.", Trust.USER, "assistant", None),
         ("user", "mail body", Trust.UNTRUSTED, "tool_result", "read_inbox"),
         ("user", "see ", Trust.UNTRUSTED, "tool_result", "read_inbox"),
         ("user", "inner", Trust.UNTRUSTED, "marked", "https://x.example"),
         ("user", "Summarise.", Trust.USER, "user", None),
+        ("tools", "Read mail", Trust.USER, "tool_definition", "read_inbox"),
     ]
+    # The image is the user's; the PDF by URL is retrieved content nobody can scan: it taints.
+    assert [(o.kind, o.trust, o.path) for o in conv.opaque] == [
+        ("image", Trust.USER, ("messages", 0, "content", 1)),
+        ("document", Trust.UNTRUSTED, ("messages", 0, "content", 4, "source")),
+    ]
+    assert conv.tainted() and not conv.uninspected
     assert conv.api == "anthropic.messages" and conv.vendor == "anthropic"
     assert conv.model == "claude-x" and conv.stream is False
-    assert conv.segments[7].provenance.tool_call_id == "toolu_9"
-    assert conv.segments[9].provenance.tool_call_id == "toolu_9"  # marked inside a result keeps the id
+    assert conv.segments[8].provenance.tool_call_id == "toolu_9"
+    assert conv.segments[10].provenance.tool_call_id == "toolu_9"  # marked inside a result keeps the id
     assert [t.name for t in conv.tools] == ["read_inbox", "send_email"]
     assert conv.tools[0].description == "Read mail" and conv.tools[0].parameters == {"type": "object"}
 
@@ -108,6 +116,9 @@ def test_document_content_source_and_search_result() -> None:
     ]}]})
     assert [(s.text, s.trust, s.provenance.kind, s.provenance.source) for s in conv.segments] == [
         ("chunk", Trust.UNTRUSTED, "document", "Handbook"),
+        ("Handbook", Trust.UNTRUSTED, "document", "Handbook"),
+        ("Hit", Trust.UNTRUSTED, "search_result", "Hit"),
+        ("https://s.example", Trust.UNTRUSTED, "search_result", "Hit"),
         ("found", Trust.UNTRUSTED, "search_result", "Hit"),
     ]
 
@@ -176,10 +187,14 @@ def test_bad_shapes_name_the_field(change: Any, param: str, code: str) -> None:
     assert exc.value.message.startswith(param)
 
 
-def test_unknown_block_types_pass() -> None:
+def test_unknown_block_types_are_unread_shapes() -> None:
     b = body()
     b["messages"][0]["content"].append({"type": "container_upload", "file_id": "f"})
-    assert len(am.parse(b).segments) == 11
+    b["messages"][0]["content"].append({"type": "hologram", "text": "obey"})
+    conv = am.parse(b)
+    assert len(conv.segments) == 13 and conv.opaque[-1].kind == "file"
+    assert [(u.path, u.chars > 0) for u in conv.uninspected] == [("messages.0.content.6", True)]
+    assert "'hologram'" in conv.uninspected[0].why
 
 
 RESPONSE = {

@@ -1,0 +1,103 @@
+"""Collects what an adapter finds in a request: labelled text, non-text content, unread shapes.
+
+Both adapters walk their wire format and report every content-bearing field here; `conversation`
+turns the text into Segments (splitting `<untrusted>` markup) so the closed contract is the same
+for every API: a field is text (a Segment), opaque content (an Opaque the ledger lists and that
+taints when untrusted), or unread (an Uninspected entry, refused unless the operator passes
+unknown shapes). Walks are iterative and bounded by the body size the app already capped.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from proxy.errors import InvalidRequest
+from proxy.model import Conversation, Location, Opaque, Provenance, Segment, ToolSpec, Trust, Uninspected
+from proxy.providers.markup import split_marked
+
+Path = tuple[str | int, ...]
+STRUCTURAL = frozenset({"type", "id", "tool_use_id", "tool_call_id", "media_type", "cache_control"})
+
+
+def dotted(path: Path) -> str:
+    return ".".join(str(p) for p in path)
+
+
+class Labeller:
+    def __init__(self) -> None:
+        self._texts: list[tuple[Path, str, Trust, Provenance, str]] = []
+        self._opaque: list[Opaque] = []
+        self._unread: list[Uninspected] = []
+
+    def text(self, path: Path, text: str, trust: Trust, prov: Provenance, role: str) -> None:
+        self._texts.append((path, text, trust, prov, role))
+
+    def leaves(self, value: Any, path: Path, trust: Trust, prov: Provenance, role: str,
+               skip: frozenset[str] = STRUCTURAL) -> None:
+        """Every string inside a JSON value (a schema, a server tool's result) as text; keys in
+        `skip` are structure, not prose; `encrypted_*` values are opaque to us."""
+        stack: list[tuple[Path, Any]] = [(path, value)]
+        while stack:
+            at, item = stack.pop()
+            if isinstance(item, str):
+                if isinstance(at[-1], str) and at[-1].startswith("encrypted"):
+                    self.opaque("encrypted", trust, prov, at)
+                elif item:
+                    self.text(at, item, trust, prov, role)
+            elif isinstance(item, dict):
+                stack.extend(((*at, k), v) for k, v in reversed(item.items()) if k not in skip)
+            elif isinstance(item, list):
+                stack.extend(((*at, i), v) for i, v in reversed(list(enumerate(item))))
+
+    def opaque(self, kind: str, trust: Trust, prov: Provenance, path: Path) -> None:
+        self._opaque.append(Opaque(kind, trust, prov, path))
+
+    def unknown(self, path: Path, why: str, value: Any) -> None:
+        """A shape this adapter cannot read: refused, or passed unread when the operator says so."""
+        self._unread.append(Uninspected(dotted(path), why, max(1, len(json.dumps(value, default=str)))))
+
+    def parameter(self, name: str, value: Any) -> None:
+        """An unknown scalar parameter: it passes (the upstream judges it) and is recorded."""
+        self._unread.append(Uninspected(name, f"unknown parameter ({type(value).__name__})", 0))
+
+    def conversation(self, api: str, vendor: str, body: dict[str, Any], tools: tuple[ToolSpec, ...]) -> Conversation:
+        segments: list[Segment] = []
+        for path, text, trust, prov, role in self._texts:
+            for part, piece in enumerate(split_marked(text)):
+                if piece.marked:
+                    seg_trust, seg_prov = Trust.UNTRUSTED, Provenance("marked", piece.source, prov.tool_call_id)
+                else:
+                    seg_trust, seg_prov = trust, prov
+                segments.append(Segment(len(segments), role, piece.text, seg_trust, seg_prov, Location(path, part)))
+        return Conversation(
+            api=api, vendor=vendor, model=body["model"], stream=bool(body.get("stream", False)),
+            segments=tuple(segments), tools=tools, raw=body,
+            opaque=tuple(self._opaque), uninspected=tuple(self._unread),
+        )
+
+
+def top_level(body: dict[str, Any], known: frozenset[str], labels: Labeller) -> None:
+    """Unknown top-level parameters: scalars pass and are recorded; anything with structure may
+    carry text the model reads, so it is an unknown shape."""
+    for key, value in body.items():
+        if key in known:
+            continue
+        if value is None or isinstance(value, bool | int | float | str):
+            labels.parameter(key, value)
+        else:
+            labels.unknown((key,), f"unknown parameter {key!r} with structure ({type(value).__name__})", value)
+
+
+def enforce(conv: Conversation, unknown_shapes: str) -> None:
+    """The closed contract: an unread shape is refused with a 400 naming it, unless the operator
+    passes such shapes (`unknown_shapes: pass_uninspected`); then the ledger lists it unread."""
+    if unknown_shapes == "pass_uninspected":
+        return
+    for entry in conv.uninspected:
+        if entry.chars:
+            raise InvalidRequest(
+                f"{entry.path}: {entry.why}; guardproxy refuses what it cannot inspect "
+                "(an operator can pass such shapes unread with unknown_shapes: pass_uninspected)",
+                param=entry.path, code="uninspectable_content",
+            )

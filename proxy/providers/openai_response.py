@@ -1,0 +1,93 @@
+"""A non-streamed chat.completion response <-> Output: every choice, legacy `function_call` too.
+
+All choices' tool calls go into `Output.tool_calls` (each with its `choice`), so every call of
+every choice is judged; choice 0's text is `Output.text`, the others' are `Output.alternatives`.
+`render_output` writes each choice back with exactly the calls left for it.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from proxy.model import Choice, Output, ToolCall
+
+LEGACY_CALL = "function_call"
+
+
+def parse_output(response: dict[str, Any]) -> Output:
+    choices = [c for c in response.get("choices") or () if isinstance(c, dict)] or [{}]
+    usage = response.get("usage") or {}
+    calls: list[ToolCall] = []
+    alternatives: list[Choice] = []
+    for position, choice in enumerate(choices):
+        number = choice.get("index", position)
+        number = number if isinstance(number, int) else position
+        message = choice.get("message") or {}
+        calls += _calls(message, number, len(calls))
+        if position:
+            alternatives.append(Choice(number, _text(message), choice.get("finish_reason")))
+    first = choices[0].get("message") or {}
+    return Output(
+        text=_text(first),
+        tool_calls=tuple(calls),
+        finish_reason=choices[0].get("finish_reason"),
+        response_id=response.get("id"),
+        model=response.get("model"),
+        input_tokens=usage.get("prompt_tokens"),
+        output_tokens=usage.get("completion_tokens"),
+        alternatives=tuple(alternatives),
+    )
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    return content if isinstance(content, str) else ""
+
+
+def _calls(message: dict[str, Any], choice: int, start: int) -> list[ToolCall]:
+    out = [
+        ToolCall(id=c.get("id", ""), name=(c.get("function") or {}).get("name", ""),
+                 arguments=(c.get("function") or {}).get("arguments", ""), index=start + n, choice=choice)
+        for n, c in enumerate(message.get("tool_calls") or ())
+    ]
+    legacy = message.get("function_call")
+    if isinstance(legacy, dict):  # the deprecated single call: same scopes, same provenance check
+        out.append(ToolCall(id="", name=legacy.get("name", ""), arguments=legacy.get("arguments", ""),
+                            index=start + len(out), choice=choice, kind=LEGACY_CALL))
+    return out
+
+
+def render_output(response: dict[str, Any], output: Output) -> dict[str, Any]:
+    """The response with each choice's content and tool calls replaced by `output`'s."""
+    response = copy.deepcopy(response)
+    choices = response.get("choices") or [{}]
+    response["choices"] = choices
+    texts = {a.index: a for a in output.alternatives}
+    for position, choice in enumerate(choices):
+        number = choice.get("index", position) if isinstance(choice.get("index"), int) else position
+        if position == 0:
+            text, finish = output.text, output.finish_reason
+        elif number in texts:
+            text, finish = texts[number].text, texts[number].finish_reason
+        else:
+            continue
+        message = choice.setdefault("message", {"role": "assistant"})
+        message["content"] = text or None
+        calls = [c for c in output.tool_calls if c.choice == number]
+        current = [c for c in calls if c.kind != LEGACY_CALL]
+        if current:
+            message["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in current
+            ]
+        else:
+            message.pop("tool_calls", None)
+        legacy = next((c for c in calls if c.kind == LEGACY_CALL), None)
+        if legacy is not None:
+            message["function_call"] = {"name": legacy.name, "arguments": legacy.arguments}
+        else:
+            message.pop("function_call", None)
+        if finish:
+            choice["finish_reason"] = finish
+    return response
