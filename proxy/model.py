@@ -60,6 +60,7 @@ class Action(StrEnum):
     ALLOW = "allow"
     TAG = "tag"
     SEGREGATE = "segregate"
+    NEUTRALISE = "neutralise"  # retrieved content carrying an injection withheld, side effects dropped
     WITHHOLD = "withhold"  # the response went out, minus tool calls that were out of scope
     BLOCK = "block"
 
@@ -301,6 +302,23 @@ class Timings:
 
 
 @dataclass(slots=True)
+class StreamCoverage:
+    """What the stream path tells the coverage ledger (proxy.coverage): items a stage judged
+    before they left, and items that left unjudged, with why. The stream machinery writes it."""
+
+    inspected_by: dict[str, list[str]] = field(default_factory=dict)
+    gaps: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def inspected(self, item: str, stage: str) -> None:
+        stages = self.inspected_by.setdefault(item, [])
+        if stage not in stages:
+            stages.append(stage)
+
+    def not_inspected(self, item: str, why: str, chars: int = 0) -> None:
+        self.gaps[item] = (why, chars)
+
+
+@dataclass(slots=True)
 class Exchange:
     """One request's life. Stages read it; only the pipeline and the app write it."""
 
@@ -319,6 +337,7 @@ class Exchange:
     trace_id: str | None = None
     evidence_id: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)  # per-request facts for later stages
+    stream_coverage: StreamCoverage = field(default_factory=StreamCoverage)
 
     def action(self) -> Action:
         """The strongest action any decision took."""

@@ -18,6 +18,8 @@ import httpx
 from starlette.responses import Response
 
 from proxy.admission import Admission
+from proxy.coverage import HEADER as COVERAGE_HEADER
+from proxy.coverage import ledger
 from proxy.errors import GuardProxyError, UpstreamProtocolError
 from proxy.model import Exchange, Phase, Verdict, VerdictKind
 from proxy.pipeline import Pipeline
@@ -177,7 +179,7 @@ class ChatRelay:
 
 
 def guard_headers(exchange: Exchange) -> dict[str, str]:
-    headers = {"x-guardproxy-verdict": exchange.action().value}
+    headers = {"x-guardproxy-verdict": exchange.action().value, COVERAGE_HEADER: ledger(exchange).header()}
     rule_ids = sorted({f.rule_id for f in exchange.findings if f.mode == "enforce"})
     if rule_ids:
         headers["x-guardproxy-findings"] = ",".join(rule_ids)

@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from proxy import __version__
+from proxy.coverage import ledger
 from proxy.evidence.redact import BundleRedactor
 from proxy.model import Conversation, Exchange, Finding, Output, Segment, Trust
 from proxy.providers import api_named
 
-SCHEMA = "guardproxy.evidence/1"
+SCHEMA = "guardproxy.evidence/2"  # 2: the coverage ledger, the wire API
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -86,6 +87,7 @@ def build(
         "decisions": [_decision(d, r) for d in exchange.decisions],
         "action": exchange.action().value,
         "blast_radius": _blast_radius(exchange, r),
+        "coverage": ledger(exchange).as_dict(),  # what each stage inspected, and what nobody did
         "stages": [
             {"name": s.name, "phase": s.phase.value, "status": s.status.value,
              "verdict": s.verdict.value if s.verdict else None, "ms": round(s.duration_ms, 3),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.errors import ConfigError
+from proxy.guards.neutralise import NOTHING_SEGREGATED, all_indirect, neutralise, segregates, where
 from proxy.model import Action, Decision, Exchange, Finding, Phase, Severity, Verdict, VerdictKind
 from proxy.rules.findings import DEFAULT_ACTIONS, Context, decide, scan_segments
 from proxy.rules.store import RuleStore
@@ -36,8 +37,10 @@ class InjectionGuard:
         actions: Mapping[Severity, Action] | None = None,
         shadow_clients: frozenset[str] = frozenset(),
         inline_max_chars: int = INLINE_MAX_CHARS,
+        indirect: Action = Action.NEUTRALISE,
     ) -> None:
         self.store = store
+        self.indirect = indirect  # what a blocking finding in retrieved content does: neutralise | block
         self.actions = dict(actions or DEFAULT_ACTIONS)
         self.shadow_clients = shadow_clients
         self.inline_max_chars = inline_max_chars
@@ -53,7 +56,16 @@ class InjectionGuard:
             return Verdict(findings=tuple(findings))
         decision = Decision(stage=self.name, action=action, severity=severity, reasons=reasons)
         if action is Action.BLOCK:
+            actions = self._actions_for(exchange)
+            blocking = [f for f in findings if f.mode == "enforce" and actions[f.severity] is Action.BLOCK]
+            if self.indirect is Action.NEUTRALISE and all_indirect(blocking):
+                # The attacker's text, not the caller's: withhold it and let the run go on.
+                conv, done = neutralise(exchange.conversation, blocking)
+                decision = Decision(self.name, Action.NEUTRALISE, severity, reasons + done)
+                return Verdict(VerdictKind.TRANSFORM, findings=tuple(findings), decision=decision, conversation=conv)
             return self._block(exchange, findings, decision)
+        if action is Action.SEGREGATE and not segregates(exchange, findings):
+            decision = Decision(self.name, Action.TAG, severity, (*reasons, NOTHING_SEGREGATED))
         return Verdict(VerdictKind.ALLOW, findings=tuple(findings), decision=decision)
 
     def _actions_for(self, exchange: Exchange) -> Mapping[Severity, Action]:
@@ -78,9 +90,11 @@ class InjectionGuard:
         blocking = sorted(
             {f.rule_id for f in findings if f.mode == "enforce" and actions[f.severity] is Action.BLOCK}
         )
+        places = sorted({where(exchange.conversation.segments[f.segment_index]) for f in findings
+                         if f.rule_id in blocking and f.segment_index < len(exchange.conversation.segments)})
         message = (
             f"request blocked: prompt injection detected by rule(s) {', '.join(blocking)} "
-            f"(request {exchange.request_id})"
+            f"in {'; '.join(places) or 'the request'} (request {exchange.request_id})"
         )
         return Verdict(
             VerdictKind.BLOCK,
@@ -135,7 +149,7 @@ def _actions(raw: Any) -> dict[Severity, Action]:
 
 def build(settings: Settings, options: dict[str, Any]) -> InjectionGuard:
     """Registry factory; loads the rule set now so a broken one fails start-up loudly."""
-    known = {"rules_dir", "actions", "shadow_clients", "inline_max_chars"}
+    known = {"rules_dir", "actions", "shadow_clients", "inline_max_chars", "indirect"}
     unknown = set(options) - known
     if unknown:
         raise ConfigError(f"stage 'injection': unknown option(s) {', '.join(sorted(unknown))}")
@@ -146,4 +160,11 @@ def build(settings: Settings, options: dict[str, Any]) -> InjectionGuard:
         actions=_actions(options.get("actions")),
         shadow_clients=frozenset(options.get("shadow_clients") or ()),
         inline_max_chars=int(options.get("inline_max_chars", INLINE_MAX_CHARS)),
+        indirect=_indirect(options.get("indirect", "neutralise")),
     )
+
+
+def _indirect(value: Any) -> Action:
+    if value not in ("neutralise", "block"):
+        raise ConfigError(f"stage 'injection': option 'indirect' must be neutralise or block, got {value!r}")
+    return Action(value)

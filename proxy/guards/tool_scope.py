@@ -14,7 +14,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from proxy.errors import ConfigError
 from proxy.guards.base import OutputReach
+from proxy.guards.neutralise import NOTHING_SEGREGATED, all_indirect, neutralise, segregates, where
 from proxy.model import (
     Action,
     Decision,
@@ -40,6 +42,7 @@ _PROVENANCE = "argument"  # how a provenance problem starts: the one kind an app
 
 @dataclass
 class ToolScopeGuard:
+    indirect: Action = Action.NEUTRALISE  # an escalated indirect finding: neutralise | block
     name: str = "tool_scope"
     phases: frozenset[Phase] = frozenset({Phase.INPUT, Phase.OUTPUT})
     approvals: ApprovalStore = dataclasses.field(default_factory=ApprovalStore)
@@ -59,24 +62,33 @@ class ToolScopeGuard:
         allowed = [t for t in conv.tools if client.allows(t.name)]
         removed = {t.name: "not in the client's tools" for t in conv.tools if not client.allows(t.name)}
         findings = [f for f in exchange.findings if f.mode == "enforce"]
-        severity, escalated = _effective_severity(findings, bool(side_effecting(allowed, policy)))
+        side_effects = bool(side_effecting(allowed, policy))
+        severity, escalated = _effective_severity(findings, side_effects)
         reasons = list(escalated)
+        action = client.action_for(severity) if severity else Action.ALLOW
+        blocking = [f for f in findings if client.action_for(_effective(f, side_effects)) is Action.BLOCK]
+        if action is Action.BLOCK and self.indirect is Action.NEUTRALISE and all_indirect(blocking):
+            # The injection is in retrieved content: withhold it and drop side effects; the run goes on.
+            conv, done = neutralise(conv, blocking)
+            action, reasons = Action.NEUTRALISE, [*reasons, *done]
+            removed |= {n: "an indirect injection was neutralised this turn" for n in side_effecting(allowed, policy)}
         drop_why = _drop_reason(conv.tainted(), severity, client)
         if drop_why:
-            removed |= {n: drop_why for n in side_effecting(allowed, policy)}
+            removed |= {n: drop_why for n in side_effecting(allowed, policy) if n not in removed}
         kept = tuple(t for t in allowed if t.name not in removed)
         reasons += [f"removed tool {n!r}: {why}" for n, why in removed.items()]
         if severity is None and not removed:
             return Verdict()
-        action = client.action_for(severity) if severity else Action.ALLOW
+        if action is Action.SEGREGATE and not segregates(exchange, findings):
+            action, reasons = Action.TAG, [*reasons, NOTHING_SEGREGATED]
         decision = Decision(
             stage=self.name, action=action, severity=severity, reasons=tuple(reasons),
             tools_removed=tuple(sorted(removed)),
             blast_radius=blast_radius(allowed, client, policy, removed=removed),
         )
         if action is Action.BLOCK:
-            return _policy_block(decision, escalated=bool(escalated))
-        if kept == conv.tools:
+            return _policy_block(decision, exchange, blocking, escalated=bool(escalated))
+        if kept == conv.tools and conv is exchange.conversation:
             return Verdict(decision=decision)
         return Verdict(VerdictKind.TRANSFORM, decision=decision, conversation=conv.with_tools(kept))
 
@@ -118,6 +130,10 @@ class ToolScopeGuard:
             blast_radius=blast_radius(conv.tools, client, policy, blocked=[c.name for c in withheld]),
         )
         return Verdict(VerdictKind.TRANSFORM, decision=decision, output=_rewrite(output, kept, withheld, reasons))
+
+
+def _effective(f: Finding, side_effects: bool) -> Severity:
+    return f.severity.escalate() if f.vector is Vector.INDIRECT and side_effects else f.severity
 
 
 def _effective_severity(findings: list[Finding], side_effects: bool) -> tuple[Severity | None, list[str]]:
@@ -184,9 +200,12 @@ def _rewrite(output: Output, kept: list[ToolCall], withheld: list[ToolCall], rea
                                withheld=output.withheld + tuple(withheld), alternatives=alternatives)
 
 
-def _policy_block(decision: Decision, *, escalated: bool) -> Verdict:
+def _policy_block(decision: Decision, exchange: Exchange, blocking: list[Finding], *, escalated: bool) -> Verdict:
     severity = decision.severity.value if decision.severity else "?"
-    message = f"request blocked: a {severity} finding, and the client's policy blocks at that class"
+    segments = exchange.conversation.segments
+    places = sorted({where(segments[f.segment_index]) for f in blocking if f.segment_index < len(segments)})
+    message = (f"request {exchange.request_id} blocked: a {severity} finding in "
+               f"{'; '.join(places) or 'the request'}, and the client's policy blocks at that class")
     if decision.reasons:
         message += " (" + "; ".join(decision.reasons) + ")"
     code = "blast_radius_escalation" if escalated else "injection_detected"
@@ -194,4 +213,11 @@ def _policy_block(decision: Decision, *, escalated: bool) -> Verdict:
 
 
 def build(settings: Settings, options: dict[str, Any]) -> ToolScopeGuard:
-    return ToolScopeGuard(approvals=ApprovalStore(ttl_s=float(options.get("approval_ttl_s", 900))))
+    unknown = set(options) - {"indirect", "approval_ttl_s"}
+    if unknown:
+        raise ConfigError(f"stage 'tool_scope': unknown option(s) {', '.join(sorted(unknown))}")
+    indirect = options.get("indirect", "neutralise")
+    if indirect not in ("neutralise", "block"):
+        raise ConfigError(f"stage 'tool_scope': option 'indirect' must be neutralise or block, got {indirect!r}")
+    return ToolScopeGuard(approvals=ApprovalStore(ttl_s=float(options.get("approval_ttl_s", 900))),
+                          indirect=Action(indirect))

@@ -20,6 +20,10 @@ from proxy.policy.canon import Token, Tokens
 from proxy.policy.records import fields
 from proxy.policy.spec import SENDER_FIELDS, Policy, ToolRule
 
+# Client text that still cannot vouch: the model's own history, and tool definitions (an MCP
+# server's description is the attacker's when the server is).
+_NO_VOUCH = frozenset({"assistant", "tool_definition"})
+
 
 @dataclass(frozen=True, slots=True)
 class Untraced:
@@ -133,7 +137,7 @@ class Tracer:
     def trusted(self) -> Tokens:
         if self._trusted is None:
             texts = [s.text for s in self.conv.segments
-                     if s.trust in (Trust.TRUSTED, Trust.USER) and s.provenance.kind != "assistant"]
+                     if s.trust in (Trust.TRUSTED, Trust.USER) and s.provenance.kind not in _NO_VOUCH]
             # A line break of sentinels keeps a token run from spanning two segments.
             self._trusted = Tokens.of("\n\x00\n".join(texts))
         return self._trusted

@@ -88,6 +88,8 @@ GUARD_RULE_IDS: Final = "guardproxy.guard.rule_ids"
 OVERHEAD_DURATION: Final = "guardproxy.overhead.duration"  # total - queue - upstream - guard
 CLIENT_KEY_NAME: Final = "guardproxy.client.key_name"  # policy name, never the key
 EVIDENCE_ID: Final = "guardproxy.evidence.id"
+COVERAGE: Final = "guardproxy.coverage"  # complete | partial;uninspected=N (proxy.coverage)
+COVERAGE_UNINSPECTED: Final = "guardproxy.coverage.uninspected"
 TOOL_BLOCKED: Final = "guardproxy.tool.blocked"  # string[] on the chat span
 # [ours] beyond section 8 (documented in the README's telemetry section)
 REQUEST_DURATION: Final = "guardproxy.request.duration"  # s; SERVER: the measured total

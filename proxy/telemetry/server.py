@@ -19,6 +19,7 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from proxy.coverage import ledger
 from proxy.model import Exchange, Timings
 from proxy.providers import api_named
 from proxy.telemetry import names as n
@@ -159,6 +160,9 @@ def split_attributes(exchange: Exchange) -> dict[str, Any]:
     }
     if exchange.evidence_id:
         attrs[n.EVIDENCE_ID] = exchange.evidence_id
+    coverage = ledger(exchange)
+    attrs[n.COVERAGE] = coverage.header()
+    attrs[n.COVERAGE_UNINSPECTED] = len(coverage.uninspected)
     return attrs
 
 
