@@ -61,6 +61,30 @@ class Ledger:
                 "entries": [e.as_dict() for e in self.entries]}
 
 
+def uninspected_count(exchange: Exchange) -> int:
+    """How many ledger entries no stage inspected, without building the ledger (the header and
+    the span need only this, on every request; `ledger` agrees with it, see the tests)."""
+    conv = exchange.received_conversation or exchange.conversation
+    count = len(conv.opaque) + sum(1 for u in conv.uninspected if u.chars)
+    if conv.segments and not _any_ran(exchange, Phase.INPUT):
+        count += len({s.location.path for s in conv.segments if s.location is not None})
+    out = exchange.output
+    if out is not None and not _any_ran(exchange, Phase.OUTPUT):
+        produced = exchange.attributes.get("upstream_output")
+        out = produced if isinstance(produced, Output) else out
+        count += 1 + sum(1 for a in out.alternatives if a.text) + len(out.tool_calls)
+    return count + len(exchange.stream_coverage.gaps)
+
+
+def header(exchange: Exchange) -> str:
+    n = uninspected_count(exchange)
+    return "complete" if n == 0 else f"partial;uninspected={n}"
+
+
+def _any_ran(exchange: Exchange, phase: Phase) -> bool:
+    return any(r.phase is phase and r.status is StageStatus.OK and r.verdict is not None for r in exchange.stages)
+
+
 def ledger(exchange: Exchange) -> Ledger:
     """The exchange's ledger as of now (call it again once the output is in)."""
     ran_in, why_in = _ran(exchange, Phase.INPUT)
@@ -111,8 +135,7 @@ def _output_entries(exchange: Exchange, ran: tuple[str, ...], why: str) -> list[
     out = produced if isinstance(produced, Output) else exchange.output
     assert out is not None
     entries = [Entry("output.choices.0.text", "output_text", None, len(out.text), ran, "" if ran else why)]
-    entries += [Entry(f"output.choices.{a.index}.text", "output_text", None, len(a.text), (),
-                      "output text stages read the first choice only")
+    entries += [Entry(f"output.choices.{a.index}.text", "output_text", None, len(a.text), ran, "" if ran else why)
                 for a in out.alternatives if a.text]
     entries += [Entry(f"output.choices.{c.choice}.tool_calls.{c.id or c.index}", "tool_call", None,
                       len(c.arguments), ran, "" if ran else why)

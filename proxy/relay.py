@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from proxy.admission import Admission
 from proxy.coverage import HEADER as COVERAGE_HEADER
-from proxy.coverage import ledger
+from proxy.coverage import header as coverage_header
 from proxy.errors import GuardProxyError, UpstreamProtocolError
 from proxy.model import Exchange, Phase, Verdict, VerdictKind
 from proxy.pipeline import Pipeline
@@ -179,7 +179,7 @@ class ChatRelay:
 
 
 def guard_headers(exchange: Exchange) -> dict[str, str]:
-    headers = {"x-guardproxy-verdict": exchange.action().value, COVERAGE_HEADER: ledger(exchange).header()}
+    headers = {"x-guardproxy-verdict": exchange.action().value, COVERAGE_HEADER: coverage_header(exchange)}
     rule_ids = sorted({f.rule_id for f in exchange.findings if f.mode == "enforce"})
     if rule_ids:
         headers["x-guardproxy-findings"] = ",".join(rule_ids)

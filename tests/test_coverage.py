@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.coverage import ledger
+from proxy.coverage import header, ledger, uninspected_count
 from proxy.model import Exchange, Output, Phase, StageRecord, StageStatus, ToolCall, VerdictKind
 from proxy.providers import anthropic_messages, openai_chat
 
@@ -125,3 +125,14 @@ def test_output_items_and_stream_reports() -> None:
     assert book.header() == "partial;uninspected=1"
     assert book.uninspected[0].why == "released past the hold bound" and book.uninspected[0].chars == 12
     assert book.as_dict()["uninspected"] == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_anthropic_block(2), min_size=1, max_size=4), st.booleans(), st.booleans())
+def test_the_quick_count_agrees_with_the_ledger(blocks: list[dict[str, Any]], ran: bool, with_output: bool) -> None:
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": blocks}]}
+    ex = exchange_for(anthropic_messages.parse(body), ran)
+    if with_output:
+        ex.output = Output(text="a", tool_calls=(ToolCall("c1", "t", "{}"),))
+    assert uninspected_count(ex) == len(ledger(ex).uninspected)
+    assert header(ex) == ledger(ex).header()

@@ -16,6 +16,7 @@ unfinished last word, since it holds partial matches itself; see proxy/streaming
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -76,17 +77,33 @@ class OutputLeakGuard:
         if phase is Phase.INPUT:
             return self._plant(exchange)
         output = exchange.output or Output()
-        inspector = self.stream_inspector(exchange)
-        inspector.feed(output.text)
-        inspector.end_of_text()
-        verdict = inspector.close()
+        verdict, redacted = self._text(exchange, output.text)
         if verdict.kind is VerdictKind.BLOCK:
             return verdict
-        redacted = inspector.redacted(output.text)
-        if redacted != output.text:
+        # Every choice of an n > 1 response is read, not only the first.
+        alternatives = []
+        findings, decision = list(verdict.findings), verdict.decision
+        for alt in output.alternatives:
+            alt_verdict, alt_text = self._text(exchange, alt.text)
+            if alt_verdict.kind is VerdictKind.BLOCK:
+                return alt_verdict
+            findings += alt_verdict.findings
+            decision = decision or alt_verdict.decision
+            alternatives.append(dataclasses.replace(alt, text=alt_text))
+        verdict = dataclasses.replace(verdict, findings=tuple(findings), decision=decision)
+        changed = any(a.text != b.text for a, b in zip(alternatives, output.alternatives, strict=True))
+        if redacted != output.text or changed:
             return Verdict(VerdictKind.TRANSFORM, findings=verdict.findings, decision=verdict.decision,
-                           output=Output(**{**_fields(output), "text": redacted}))
+                           output=Output(**{**_fields(output), "text": redacted,
+                                            "alternatives": tuple(alternatives)}))
         return verdict
+
+    def _text(self, exchange: Exchange, text: str) -> tuple[Verdict, str]:
+        inspector = self.stream_inspector(exchange)
+        inspector.feed(text)
+        inspector.end_of_text()
+        verdict = inspector.close()
+        return verdict, inspector.redacted(text)
 
     def _plant(self, exchange: Exchange) -> Verdict:
         if not self.canary:

@@ -104,7 +104,8 @@ class PiiGuard:
         output = exchange.output
         if output is None:
             return Verdict()
-        texts = [output.text, *(c.arguments for c in output.tool_calls)]
+        # Every choice's text (n > 1) and every call's arguments.
+        texts = [output.text, *(c.arguments for c in output.tool_calls), *(a.text for a in output.alternatives)]
         results = await self._analyze(texts)
         rubric = self._rubric(exchange, Phase.OUTPUT)
         known = vault.values()  # the client's own values coming back are not new findings
@@ -191,8 +192,11 @@ def _finding(
 
 
 def _with_texts(output: Output, texts: list[str]) -> Output:
-    calls = tuple(dataclasses.replace(c, arguments=a) for c, a in zip(output.tool_calls, texts[1:], strict=True))
-    return dataclasses.replace(output, text=texts[0], tool_calls=calls)
+    n = len(output.tool_calls)
+    calls = tuple(dataclasses.replace(c, arguments=a) for c, a in zip(output.tool_calls, texts[1:1 + n], strict=True))
+    alternatives = tuple(dataclasses.replace(a, text=t)
+                         for a, t in zip(output.alternatives, texts[1 + n:], strict=True))
+    return dataclasses.replace(output, text=texts[0], tool_calls=calls, alternatives=alternatives)
 
 
 def _rubric(raw: Any, where: str, fallback: Rubric | None = None) -> Rubric:

@@ -74,6 +74,8 @@ def input_messages(conversation: Conversation, redact: Redactor) -> str:
     messages: list[dict[str, Any]] = []
     last_key: object = None
     for seg in conversation.segments:
+        if seg.location is not None and seg.location.path[0] not in ("messages", "system"):
+            continue  # tool definitions, schemas, predictions: not messages
         key = seg.location.path[:2] if seg.location is not None else ("added", seg.index)
         part = {"type": "text", "content": redact(seg.text)}
         if key == last_key and messages:

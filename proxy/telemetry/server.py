@@ -19,7 +19,8 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from proxy.coverage import ledger
+from proxy.coverage import header as coverage_header
+from proxy.coverage import uninspected_count
 from proxy.model import Exchange, Timings
 from proxy.providers import api_named
 from proxy.telemetry import names as n
@@ -160,9 +161,8 @@ def split_attributes(exchange: Exchange) -> dict[str, Any]:
     }
     if exchange.evidence_id:
         attrs[n.EVIDENCE_ID] = exchange.evidence_id
-    coverage = ledger(exchange)
-    attrs[n.COVERAGE] = coverage.header()
-    attrs[n.COVERAGE_UNINSPECTED] = len(coverage.uninspected)
+    attrs[n.COVERAGE] = coverage_header(exchange)
+    attrs[n.COVERAGE_UNINSPECTED] = uninspected_count(exchange)
     return attrs
 
 

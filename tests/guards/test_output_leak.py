@@ -11,7 +11,7 @@ from proxy.errors import ConfigError
 from proxy.guards.base import StreamAction
 from proxy.guards.output_leak import OutputLeakGuard, build
 from proxy.guards.output_scan import BeaconScan, CanaryScan, OverlapScan
-from proxy.model import Exchange, Output, Phase, Severity, VerdictKind
+from proxy.model import Choice, Exchange, Output, Phase, Severity, VerdictKind
 from proxy.providers import anthropic_messages
 from proxy.settings import Settings
 
@@ -136,3 +136,18 @@ def test_build_validates_options() -> None:
         build(settings, {"actions": {"exfil": "shout"}})
     with pytest.raises(ConfigError, match="min_words"):
         build(settings, {"min_words": 2})
+
+
+def test_every_choice_of_an_n_gt_1_answer_is_read() -> None:
+    """Finding: with n > 1 only choices[0] was judged."""
+    guard = OutputLeakGuard(canary=True)
+    ex = exchange()
+    ex.conversation = run(guard.inspect(ex, Phase.INPUT)).conversation
+    token = guard.canary_token(ex)
+    ex.output = Output(text="fine", alternatives=(Choice(1, "also fine"), Choice(2, f"the code is {token}")))
+    verdict = run(guard.inspect(ex, Phase.OUTPUT))
+    assert verdict.kind is VerdictKind.BLOCK  # canary: block by default, wherever it appears
+    guard.actions = {**guard.actions, "canary": "redact"}
+    verdict = run(guard.inspect(ex, Phase.OUTPUT))
+    assert verdict.kind is VerdictKind.TRANSFORM and verdict.output.text == "fine"
+    assert [a.text for a in verdict.output.alternatives] == ["also fine", "the code is [redacted by guardproxy]"]
