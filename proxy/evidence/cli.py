@@ -7,6 +7,7 @@ check failed (verify), 2 bad input (unknown id, unreadable key, no such store).
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import os
@@ -46,8 +47,12 @@ StoreOpt = Annotated[str | None, typer.Option(
 
 
 class Verdict(StrEnum):
-    true_positive = "true_positive"
-    false_positive = "false_positive"
+    true_positive = "true_positive"  # an injection
+    false_positive = "false_positive"  # benign
+    needs_rule = "needs_rule"  # an injection the rules missed or under-rated: write a rule for it
+
+
+INJECTION_VERDICTS = (Verdict.true_positive, Verdict.needs_rule)
 
 
 def _open(store: str | None, must_exist: bool = True) -> Store:
@@ -88,11 +93,14 @@ def list_(
     s = _open(store)
     rows = s.rows(Filters(since, until, client, severity, rule, vector, source, limit))
     if as_json:
-        typer.echo(json.dumps([r.__dict__ | {"rules": list(r.rules)} for r in rows], default=list))
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], ensure_ascii=False))
         return
-    for r in rows:
-        out.print(f"{r.id}  {r.time}  {r.client:<12} {r.severity or '-':<8} {r.action:<9} {r.kept:<8} "
-                  f"{','.join(r.rules) or '-'}  {','.join(r.sources)}")
+    header = ("ID", "TIME", "CLIENT", "SEVERITY", "ACTION", "KEPT", "RULES", "SOURCES")
+    cells = [(r.id, r.time, r.client, r.severity or "-", r.action, r.kept, ",".join(r.rules) or "-",
+              ",".join(r.sources)) for r in rows]
+    widths = [max(len(x) for x in column) for column in zip(header, *cells, strict=True)]
+    for line in (header, *cells):  # plain text, one bundle a line (grep/awk-able); never rich markup
+        typer.echo("  ".join(x.ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
     err.print(f"{len(rows)} bundle(s) from {s.location}")
 
 
@@ -247,7 +255,7 @@ def corpus(
 
 def corpus_lines(b: dict[str, Any], verdict: str) -> list[dict[str, str]]:
     """The flagged segments of a labelled bundle (or, unflagged, every user/untrusted one)."""
-    label_ = "injection" if verdict == "true_positive" else "benign"
+    label_ = "injection" if verdict in INJECTION_VERDICTS else "benign"
     vectors: dict[int, str] = {}
     for f in b.get("findings", []):
         if f.get("detector") != "pii" and f.get("vector") in ("direct", "indirect"):
@@ -275,6 +283,38 @@ def prune(
         before = (datetime.now(UTC) - timedelta(days=older_than_days)).isoformat(timespec="milliseconds")
     result = s.prune(before, int(max_mb * 1024 * 1024) if max_mb is not None else None)
     out.print(f"removed {result.removed} bundle(s), {result.freed_bytes} bytes; anchor {result.anchor}")
+
+
+@app.command()
+def serve(
+    store: StoreOpt = None,
+    host: Annotated[str, typer.Option(help="address to bind; loopback unless you mean otherwise")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8090,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (serve HTTPS directly)")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key")] = None,
+) -> None:
+    """The review console: a web UI over the store for reviewers holding $GUARDPROXY_REVIEW_TOKEN."""
+    from proxy.console.auth import TOKEN_ENV, token_problem
+
+    token = os.environ.get(TOKEN_ENV)
+    problem = token_problem(token)
+    if problem or token is None:
+        err.print(f"[red]error[/red] {problem}")
+        raise typer.Exit(2)
+    s = _open(store)
+    if host not in ("127.0.0.1", "::1", "localhost") and ssl_certfile is None:
+        err.print(f"[yellow]warning[/yellow] serving on {host} without TLS: browsers keep the Secure session "
+                  "cookie only over HTTPS (or on localhost); put a TLS proxy in front or pass --ssl-certfile")
+    import uvicorn
+
+    from proxy.console.server import config
+
+    err.print(f"review console for {s.location} on http{'s' if ssl_certfile else ''}://{host}:{port}/")
+    try:
+        uvicorn.Server(config(s, token, host, port, ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+                              ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)).run()
+    finally:
+        s.close()
 
 
 @app.command()

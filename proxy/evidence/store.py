@@ -46,6 +46,9 @@ class Filters:
     vector: str | None = None
     source: str | None = None  # substring of an untrusted segment's source
     limit: int = 100
+    action: str | None = None  # allow | tag | segregate | block
+    before_seq: int | None = None  # keyset paging: only bundles older than this seq
+    ids: frozenset[str] | None = None  # only these bundles (e.g. those carrying a label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +96,15 @@ def row_of(bundle: dict[str, Any], size: int) -> Row:
     )
 
 
-def index_query(f: Filters, mark: str) -> tuple[str, list[str]]:
-    """The conditions an SQL index applies itself (time range, client) as ' and ...' text with its
-    arguments; `mark` is the driver's placeholder (`?` for SQLite, `%s` for PostgreSQL)."""
-    conditions = [("time >= ", f.since), ("time <= ", f.until), ("client = ", f.client)]
-    used = [(sql, value) for sql, value in conditions if value]
-    return "".join(f" and {sql}{mark}" for sql, _ in used), [value for _, value in used if value]
+def index_query(f: Filters, mark: str) -> tuple[str, list[str | int]]:
+    """The conditions an SQL index applies itself (time range, client, action, seq cursor) as
+    ' and ...' text with its arguments; `mark` is the driver's placeholder (`?` for SQLite, `%s`
+    for PostgreSQL)."""
+    conditions: list[tuple[str, str | int | None]] = [
+        ("time >= ", f.since), ("time <= ", f.until), ("client = ", f.client), ("action = ", f.action),
+        ("seq < ", f.before_seq)]
+    used = [(sql, value) for sql, value in conditions if value is not None and value != ""]
+    return "".join(f" and {sql}{mark}" for sql, _ in used), [value for _, value in used if value is not None]
 
 
 def first_matches(rows: Iterable[Row], f: Filters) -> list[Row]:
@@ -117,6 +123,10 @@ def matches(row: Row, f: Filters) -> bool:
     if (f.since and row.time < f.since) or (f.until and row.time > f.until):
         return False
     if f.client and row.client != f.client:
+        return False
+    if (f.action and row.action != f.action) or (f.before_seq is not None and row.seq >= f.before_seq):
+        return False
+    if f.ids is not None and row.id not in f.ids:
         return False
     if f.severity and (row.severity is None or SEVERITIES.index(row.severity) < SEVERITIES.index(f.severity)):
         return False

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -105,12 +106,13 @@ def explain(
     out.print(f"{len(hits)} hit(s), rule set {live.ruleset.digest}, trust {trust.value}")
     for h in hits:
         mode = h.rule.mode if h.rule.emit else "signal"
-        out.print(f"[bold]{h.rule.id}[/bold] {h.rule.severity} {mode} ({h.rule.category}) "
-                  f"span {h.start}:{h.end} via {'+'.join(h.decoding)}")
-        out.print(f"  matched:  {text[h.start : h.end][:160]!r}")
+        out.print(f"[bold]{escape(h.rule.id)}[/bold] {h.rule.severity} {mode} ({escape(h.rule.category)}) "
+                  f"span {h.start}:{h.end} via {escape('+'.join(h.decoding))}")
+        # The scanned text is the attacker's: print it as it matched, never as rich markup.
+        out.print(f"  matched:  {text[h.start : h.end][:160]!r}", markup=False)
         if h.decoded:
-            out.print(f"  decoded:  {h.decoded!r}")
-        out.print(f"  sentence: {h.excerpt!r}")
+            out.print(f"  decoded:  {h.decoded!r}", markup=False)
+        out.print(f"  sentence: {h.excerpt!r}", markup=False)
 
 
 @app.command("eval")

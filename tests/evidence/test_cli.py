@@ -139,3 +139,37 @@ def test_reveal_opens_the_sealed_raw_copy_only_with_the_private_key(
 def test_a_missing_store_is_a_clear_error(tmp_path: Path) -> None:
     code, out = cli("list", "--store", str(tmp_path / "nowhere"))
     assert code == 2 and "no evidence store" in out
+
+
+def test_list_prints_column_headers_and_json(store_dir: tuple[Path, list[str]]) -> None:
+    root, ids = store_dir
+    code, out = cli("list", "--store", str(root))
+    assert code == 0
+    header = out.splitlines()[0].split()
+    assert header == ["ID", "TIME", "CLIENT", "SEVERITY", "ACTION", "KEPT", "RULES", "SOURCES"]
+    code, out = cli("list", "--store", str(root), "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["id"] for r in rows] == list(reversed(ids))
+    assert rows[0]["rules"] == ["injection.override.ignore_previous"] and rows[0]["sources"] == ["fetch_page"]
+    assert rows[0]["action"] == "segregate" and rows[0]["seq"] == 3
+
+
+def test_needs_rule_labels_feed_the_corpus_as_injection(store_dir: tuple[Path, list[str]], tmp_path: Path) -> None:
+    root, ids = store_dir
+    assert cli("label", ids[0], "needs_rule", "--note", "missed phrasing", "--store", str(root))[0] == 0
+    assert cli("label", ids[1], "false_positive", "--store", str(root))[0] == 0
+    assert cli("corpus", "--out", str(tmp_path / "c.jsonl"), "--store", str(root))[0] == 0
+    lines = [json.loads(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
+    by_bundle = {x["id"].split(":")[0]: x["label"] for x in lines}
+    assert by_bundle == {ids[0]: "injection", ids[1]: "benign"}
+
+
+def test_serve_refuses_to_start_without_a_reviewer_token(store_dir: tuple[Path, list[str]],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GUARDPROXY_REVIEW_TOKEN", raising=False)
+    code, out = cli("serve", "--store", str(store_dir[0]))
+    assert code == 2 and "GUARDPROXY_REVIEW_TOKEN" in out
+    monkeypatch.setenv("GUARDPROXY_REVIEW_TOKEN", "short")
+    code, out = cli("serve", "--store", str(store_dir[0]))
+    assert code == 2 and "too short" in out
