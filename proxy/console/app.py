@@ -89,7 +89,7 @@ def _same_origin(request: Request) -> bool:
 
 
 def guarded(c: Console, handler: Callable[[Request, Session], Response]) -> Callable[[Request], Response]:
-    """Pages need a session (else: to the login form); POSTs also the same origin and the CSRF token."""
+    """Pages need a session: without one, to the login form. (POSTs check their CSRF token themselves.)"""
 
     def endpoint(request: Request) -> Response:
         session = c.session(request)

@@ -107,6 +107,13 @@ def index_query(f: Filters, mark: str) -> tuple[str, list[str | int]]:
     return "".join(f" and {sql}{mark}" for sql, _ in used), [value for _, value in used if value is not None]
 
 
+def index_limit(f: Filters) -> str:
+    """' limit N' when the index alone decides which rows pass (no filter applied row by row), so a
+    page of a large store reads only its own rows."""
+    row_side = (f.severity, f.rule, f.vector, f.source)
+    return f" limit {int(f.limit)}" if not any(row_side) and f.ids is None else ""
+
+
 def first_matches(rows: Iterable[Row], f: Filters) -> list[Row]:
     """Up to `f.limit` rows that pass every filter, in the order given."""
     out: list[Row] = []

@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from proxy.evidence.chain import GENESIS, Link, link
-from proxy.evidence.store import Filters, Label, PruneResult, Row, first_matches, index_query, row_of
+from proxy.evidence.store import (
+    Filters,
+    Label,
+    PruneResult,
+    Row,
+    first_matches,
+    index_limit,
+    index_query,
+    row_of,
+)
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _SCHEMA = """
@@ -142,7 +151,8 @@ class FileStore:
     def rows(self, filters: Filters | None = None) -> list[Row]:
         f = filters or Filters()
         where, args = index_query(f, "?")
-        raws = self._db.execute(f"select {_COLUMNS} from bundles where 1=1{where} order by seq desc", args)
+        raws = self._db.execute(
+            f"select {_COLUMNS} from bundles where 1=1{where} order by seq desc{index_limit(f)}", args)
         return first_matches((_from_sql(raw) for raw in raws), f)
 
     def links(self) -> Iterator[Link]:

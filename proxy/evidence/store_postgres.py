@@ -15,7 +15,16 @@ import psycopg
 
 from proxy.errors import ConfigError
 from proxy.evidence.chain import GENESIS, Link, link
-from proxy.evidence.store import Filters, Label, PruneResult, Row, first_matches, index_query, row_of
+from proxy.evidence.store import (
+    Filters,
+    Label,
+    PruneResult,
+    Row,
+    first_matches,
+    index_limit,
+    index_query,
+    row_of,
+)
 
 CHAIN_LOCK = 0x6775_6172_6470  # "guardp": one advisory lock id for the chain
 _SCHEMA = """
@@ -89,9 +98,13 @@ class PostgresStore:
         f = filters or Filters()
         where, args = index_query(f, "%s")
         with self._lock:
-            raws = self._db.execute(
-                f"select {_COLUMNS} from guardproxy_evidence where true{where} order by seq desc", args)
-            out = first_matches((_row(raw) for raw in raws), f)
+            # A server-side cursor: filters applied row by row stop reading once the page is full,
+            # instead of the driver fetching the whole index first.
+            with self._db.cursor(name="guardproxy_evidence_rows") as cur:
+                cur.itersize = 500
+                cur.execute(f"select {_COLUMNS} from guardproxy_evidence where true{where} "
+                            f"order by seq desc{index_limit(f)}", args)
+                out = first_matches((_row(raw) for raw in cur), f)
             self._db.commit()
         return out
 
