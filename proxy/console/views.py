@@ -104,20 +104,34 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def coverage_of(b: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
-    """The coverage ledger as a table (columns, rows) whatever its exact shape, or None."""
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """The coverage ledger as a table: its summary fields, then one row per entry; `gaps` marks the
+    rows no stage inspected."""
+
+    summary: list[tuple[str, str]]
+    columns: list[str]
+    rows: list[list[str]]
+    gaps: list[bool]
+
+
+def coverage_of(b: dict[str, Any]) -> Coverage | None:
+    """The ledger (`coverage`, schema 2: complete, uninspected, entries[]) whatever its exact shape."""
     ledger = next((b[k] for k in COVERAGE_FIELDS if b.get(k) is not None), None)
     if ledger is None:
         return None
+    summary: list[tuple[str, str]] = []
     if isinstance(ledger, dict):
-        entries = ledger.get("entries") if isinstance(ledger.get("entries"), list) else None
-        if entries is None:
-            return ["item", "value"], [[str(k), _cell(v)] for k, v in ledger.items()]
+        entries = ledger.get("entries")
+        summary = [(str(k), _cell(v)) for k, v in ledger.items() if k != "entries"]
+        if not isinstance(entries, list):
+            return Coverage(summary, [], [], [])
         ledger = entries
     if isinstance(ledger, list) and all(isinstance(x, dict) for x in ledger):
         columns = list(dict.fromkeys(k for x in ledger for k in x))
-        return columns, [[_cell(x.get(c)) for c in columns] for x in ledger]
-    return ["ledger"], [[_cell(ledger)]]
+        rows = [[_cell(x.get(c)) for c in columns] for x in ledger]
+        return Coverage(summary, columns, rows, [x.get("stages") == [] or bool(x.get("why")) for x in ledger])
+    return Coverage(summary, ["ledger"], [[_cell(ledger)]], [False])
 
 
 def _cell(value: Any) -> str:

@@ -167,9 +167,10 @@ def test_bundle_page_shows_chain_trust_and_withheld_calls(console: ConsoleHandle
     with logged_in(console) as c:
         page = c.get(f"/bundles/{seeded[1].injection_id}").text
         assert 'id="chain-status" class="ok"' in page
-        assert ">operator (1)<" in page and ">user (1)<" in page and ">untrusted (1)<" in page
+        assert all(re.search(rf">{who} \(\d+\)<", page) for who in ("operator", "user", "untrusted"))
         assert "WITHHELD" in page and "send_email" in page
         assert "injection.override.ignore_previous" in page
+        assert 'id="coverage-summary">complete: <b>' in page and '<table class="rows" id="coverage">' in page
         verify = c.get("/verify").text
         assert "chain intact" in verify and "OK: 5 bundle(s)" in verify
         sources = c.get("/sources").text

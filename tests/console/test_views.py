@@ -33,13 +33,17 @@ def test_a_span_from_the_received_text_falls_back_to_the_match() -> None:
 
 def test_coverage_ledger_in_any_shape() -> None:
     assert coverage_of({}) is None
-    rows = [{"item": "segment 0", "stage": "injection", "inspected": True},
-            {"item": "image part", "inspected": False, "why": "not text"}]
-    assert coverage_of({"coverage": rows}) == (
-        ["item", "stage", "inspected", "why"],
-        [["segment 0", "injection", "true", "null"], ["image part", "null", "false", "not text"]])
-    assert coverage_of({"coverage": {"entries": rows}})[0] == ["item", "stage", "inspected", "why"]  # type: ignore[index]
-    assert coverage_of({"coverage": {"segments": 3}}) == (["item", "value"], [["segments", "3"]])
+    rows = [{"item": "messages[0].content", "stages": ["injection"]},
+            {"item": "messages[1].content[1]", "stages": [], "why": "image: opaque"}]
+    c = coverage_of({"coverage": {"complete": False, "uninspected": 1, "entries": rows}})
+    assert c is not None
+    assert c.summary == [("complete", "false"), ("uninspected", "1")]
+    assert c.columns == ["item", "stages", "why"]
+    assert c.rows == [["messages[0].content", '["injection"]', "null"],
+                      ["messages[1].content[1]", "[]", "image: opaque"]]
+    assert c.gaps == [False, True]
+    listed = coverage_of({"coverage_ledger": rows})
+    assert listed is not None and listed.summary == [] and listed.gaps == [False, True]
 
 
 def test_chain_status_of_one_bundle_catches_an_edit(tmp_path: Path) -> None:
