@@ -108,7 +108,7 @@ class StreamAccumulator:
     def output(self) -> Output:
         ordered = [self.blocks[i] for i in sorted(self.blocks)]
         calls = tuple(
-            ToolCall(b.id, b.name, b.arguments(), index=n)
+            ToolCall(b.id, b.name, b.arguments(), index=n, kind=b.type)
             for n, b in enumerate(b for b in ordered if b.type in TOOL_BLOCKS)
         )
         usage = self.message.get("usage") or {}

@@ -52,6 +52,7 @@ class StreamPlan:
     incremental: tuple[tuple[Stage, StreamingGuard], ...]
     judges: tuple[Stage, ...]
     hold_text_for: tuple[str, ...]  # judges that need the whole text held
+    text_judges: tuple[str, ...]  # judges that read the text (all but tool-call-only ones)
     rewriters: tuple[Callable[[], TextRewriter], ...]  # one rewriter of each per channel
 
     @property
@@ -61,9 +62,9 @@ class StreamPlan:
 
 
 def plan_stream(kinds: StageKinds, exchange: Exchange) -> StreamPlan:
-    hold_text = tuple(
-        stage.name for stage, declaring in kinds.judges
-        if (declaring.output_reach(exchange) if declaring is not None else OutputReach.WHOLE) is OutputReach.WHOLE
-    )
+    reach = [(stage.name, declaring.output_reach(exchange) if declaring is not None else OutputReach.WHOLE)
+             for stage, declaring in kinds.judges]
+    hold_text = tuple(name for name, r in reach if r is OutputReach.WHOLE)
+    text_judges = tuple(name for name, r in reach if r is not OutputReach.TOOL_CALLS)
     rewriters = tuple(r for g in kinds.rewriting if (r := g.stream_rewriter(exchange)) is not None)
-    return StreamPlan(kinds.incremental, tuple(s for s, _ in kinds.judges), hold_text, rewriters)
+    return StreamPlan(kinds.incremental, tuple(s for s, _ in kinds.judges), hold_text, text_judges, rewriters)

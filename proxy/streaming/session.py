@@ -24,7 +24,7 @@ from typing import Any
 from httpx_sse import ServerSentEvent
 
 from proxy.guards.base import TextRewriter
-from proxy.model import Action, Decision, Exchange, Output, Phase, ToolCall, Verdict, VerdictKind
+from proxy.model import Action, Decision, Exchange, Output, Phase, StageStatus, ToolCall, Verdict, VerdictKind
 from proxy.pipeline import Pipeline
 from proxy.providers import api_named
 from proxy.providers.base import Part, PartKind, StreamCodec
@@ -225,6 +225,7 @@ class StreamSession:
             ch.sent.append(notice)
             out.extend(self.codec.notice_events(notice, ch.n))
         trace = self._trace(ch, upstream.tool_calls, calls, decisions)
+        self._covered(ch, upstream)
         if finish is not None:
             changed = resend or notice or trace or final.finish_reason != upstream.finish_reason
             out.append(self.codec.finish_event(finish, final, trace) if changed else self.codec.encode(finish))
@@ -273,6 +274,17 @@ class StreamSession:
             trace["approval_ids"] = approvals  # what the application may approve (see the approvals API)
         return trace
 
+    def _covered(self, ch: _Channel, upstream: Output) -> None:
+        """Tell the coverage ledger who read this choice's items before they left."""
+        coverage = self.exchange.stream_coverage
+        item = f"output.choices.{ch.n}.text"
+        readers = [e.stage for e in ch.gate.inspectors if e.status is StageStatus.OK] if ch.gate else []
+        for name in [*readers, *(self.plan.text_judges if ch.judged else ())]:
+            coverage.inspected(item, name)
+        for call in upstream.tool_calls if ch.judged else ():
+            for judge in self.plan.judges:
+                coverage.inspected(f"output.choices.{ch.n}.tool_calls.{call.id or call.index}", judge.name)
+
     def _withhold_late(self, part: Part) -> None:
         self.withheld.append({"id": "", "name": "", "choice": part.channel,
                               "reason": "a tool call after its choice had finished"})
@@ -307,6 +319,11 @@ class StreamSession:
             for entry in ch.gate.close() if ch.gate is not None else ():
                 self.pipeline.record(exchange, entry.stage, Phase.OUTPUT, entry.verdict or Verdict(),
                                      status=entry.status, detail=entry.detail)
+                if entry.status is not StageStatus.OK and entry.failure_mode == "open":
+                    exchange.stream_coverage.not_inspected(
+                        f"output.choices.{ch.n}.text.after_{entry.stage}_failed",
+                        f"{entry.stage}: its inspector failed ({entry.detail}) and fails open: "
+                        "the text after the failure left without it")
         if self.stopped is not None and self.stopped.stage == "stream":
             decision = Decision(stage="stream", action=Action.BLOCK, reasons=(self.stopped.reason,))
             self.pipeline.record(exchange, "stream", Phase.OUTPUT, Verdict(VerdictKind.BLOCK, decision=decision))

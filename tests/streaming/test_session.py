@@ -14,6 +14,7 @@ from httpx_sse import ServerSentEvent
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
+from proxy import coverage
 from proxy.guards.base import OutputReach
 from proxy.guards.output_leak import OutputLeakGuard
 from proxy.guards.pii import build as build_pii
@@ -416,3 +417,49 @@ def test_masked_pii_is_restored_at_text_level_on_both_apis() -> None:
         out = drive(s, events)
         assert sent_text(out) == f"Sent to {email}.", provider.name
         assert "<EMAIL" not in "".join(e.data for e in out)
+
+
+def test_stream_items_reach_the_coverage_ledger() -> None:
+    judge = CallJudge()
+    s = session(OPENAI, OutputLeakGuard(), judge)
+    out = drive(s, openai_events([{"content": "hi", "_choice": 1},
+                                  call_delta(0, "send_email", "{}", id="call_a", choice=0)], finish="stop", n=2))
+    assert out and s.exchange.stream_coverage.inspected_by == {
+        "output.choices.0.text": ["output_leak"],
+        "output.choices.0.tool_calls.call_a": ["calls"],
+        "output.choices.1.text": ["output_leak"],
+    }
+    # (the request side was never run through input stages here: only the output side is asserted)
+    assert not [e for e in coverage.ledger(s.exchange).uninspected if e.item.startswith("output")]
+
+
+class Failing:
+    def feed(self, delta: str) -> Any:
+        raise RuntimeError("inspector broke")
+
+    def close(self) -> Verdict:
+        return Verdict()
+
+
+@dataclass
+class FailingGuard:
+    name: str = "flaky"
+    phases: frozenset[Phase] = frozenset({Phase.OUTPUT})
+
+    async def inspect(self, exchange: Exchange, phase: Phase) -> Verdict:
+        return Verdict()
+
+    def stream_inspector(self, exchange: Exchange) -> Failing:
+        return Failing()
+
+
+def test_a_failed_open_inspector_leaves_a_gap_in_the_ledger() -> None:
+    pipeline = Pipeline([Stage(FailingGuard(), StageSettings(name="flaky", failure_mode="open"))])  # type: ignore[arg-type]
+    exchange = Exchange("r", OPENAI.parse({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+    s = StreamSession(pipeline, exchange, OPENAI.stream_codec())
+    out = drive(s, openai_events([{"content": "hello"}, {"content": " there"}]))
+    assert sent_text(out) == "hello there"  # fails open: the text flows
+    ledger = coverage.ledger(exchange)
+    gaps = [e for e in ledger.uninspected if e.kind == "stream"]
+    assert [e.item for e in gaps] == ["output.choices.0.text.after_flaky_failed"]
+    assert "inspector broke" in gaps[0].why and not ledger.complete
