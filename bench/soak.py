@@ -50,11 +50,11 @@ def main() -> None:
     up_port, proxy_port = free_port(), free_port()
     procs = [start([str(BIN / "guardproxy"), "simulate", "--port", str(up_port)])]
     try:
-        wait_ready(f"http://127.0.0.1:{up_port}/v1/models")
+        wait_ready(f"http://127.0.0.1:{up_port}/v1/models", procs[0])
         proxy = start([str(BIN / "guardproxy"), "serve", "--port", str(proxy_port),
                        "--upstream", f"http://127.0.0.1:{up_port}/v1"], {"GUARDPROXY_LOG_LEVEL": "warning"})
         procs.append(proxy)
-        wait_ready(f"http://127.0.0.1:{proxy_port}/healthz")
+        wait_ready(f"http://127.0.0.1:{proxy_port}/healthz", proxy)
         asyncio.run(soak(f"http://127.0.0.1:{proxy_port}/v1/chat/completions", proxy.pid,
                          args.seconds, args.conc, args.slice))
     finally:

@@ -238,13 +238,13 @@ def main() -> None:
         port = free_port()
         procs.append(start([str(BIN / "guardproxy"), "simulate", "--port", str(port)]))
         upstream = f"http://127.0.0.1:{port}/v1"
-        wait_ready(upstream + "/models")
+        wait_ready(upstream + "/models", procs[-1])
         targets, pids = {}, {}
         for label, env in configs(sink_url).items():
             port = free_port()
             procs.append(start([str(BIN / "guardproxy"), "serve", "--port", str(port), "--upstream",
                                 upstream], {"GUARDPROXY_LOG_LEVEL": "warning", **env}))
-            wait_ready(f"http://127.0.0.1:{port}/healthz")
+            wait_ready(f"http://127.0.0.1:{port}/healthz", procs[-1])
             targets[label] = f"http://127.0.0.1:{port}/v1/chat/completions"
             pids[label] = procs[-1].pid
         results, cpu = asyncio.run(measure(targets, pids, conc, args.n, args.rounds))
