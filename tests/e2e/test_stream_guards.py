@@ -387,3 +387,17 @@ def test_node_stream_helpers_after_a_withheld_call(start: Start, scripted: Scrip
         assert message["role"] == "assistant" and not message.get("tool_calls"), helper
         assert message["content"] == " [scope: 1 call(s) withheld]"
     assert result["ran"] == []  # the withheld call never ran on the client
+
+
+def test_pii_block_on_a_stream_never_lets_the_card_out(start: Start, scripted: ScriptedUpstream) -> None:
+    """The review's reproduction, end to end: output `CREDIT_CARD: block` on a one-char-per-event stream."""
+    proxy = start([{"name": "pii", "options": {"output_actions": {"CREDIT_CARD": "block"}}}])
+    scripted.script.text = "your card 4111 1111 1111 1111 thanks"
+    text, final = ant_stream(proxy)
+    assert "4111" not in text and final.stop_reason == "refusal"
+    assert "CREDIT_CARD" in final.stop_details.explanation
+    text, chunks = oai_stream(proxy)
+    assert "4111" not in text and chunks[-1].choices[0].finish_reason == "content_filter"
+    scripted.script.text = "no card here"  # clean text is held for the judge, then released whole
+    text, _ = oai_stream(proxy)
+    assert text == "no card here"
