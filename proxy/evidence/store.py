@@ -69,6 +69,7 @@ class PruneResult:
 
 
 SEVERITIES = ["low", "medium", "high", "critical"]
+MAX_SQL_IDS = 2000  # an id set up to this size is matched by the index, a larger one row by row
 
 
 def row_of(bundle: dict[str, Any], size: int) -> Row:
@@ -104,14 +105,20 @@ def index_query(f: Filters, mark: str) -> tuple[str, list[str | int]]:
         ("time >= ", f.since), ("time <= ", f.until), ("client = ", f.client), ("action = ", f.action),
         ("seq < ", f.before_seq)]
     used = [(sql, value) for sql, value in conditions if value is not None and value != ""]
-    return "".join(f" and {sql}{mark}" for sql, _ in used), [value for _, value in used if value is not None]
+    where = "".join(f" and {sql}{mark}" for sql, _ in used)
+    args: list[str | int] = [value for _, value in used if value is not None]
+    if f.ids is not None and len(f.ids) <= MAX_SQL_IDS:  # e.g. the bundles carrying one label
+        where += f" and id in ({', '.join([mark] * len(f.ids))})" if f.ids else " and 1 = 0"
+        args += sorted(f.ids)
+    return where, args
 
 
 def index_limit(f: Filters) -> str:
     """' limit N' when the index alone decides which rows pass (no filter applied row by row), so a
     page of a large store reads only its own rows."""
     row_side = (f.severity, f.rule, f.vector, f.source)
-    return f" limit {int(f.limit)}" if not any(row_side) and f.ids is None else ""
+    ids_in_sql = f.ids is None or len(f.ids) <= MAX_SQL_IDS
+    return f" limit {int(f.limit)}" if not any(row_side) and ids_in_sql else ""
 
 
 def first_matches(rows: Iterable[Row], f: Filters) -> list[Row]:

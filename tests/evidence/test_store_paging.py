@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from evidence.conftest import make_bundle
 
-from proxy.evidence.store import Filters, Store
+from proxy.evidence.store import MAX_SQL_IDS, Filters, Store
 
 
 def test_cursor_action_and_id_filters(store: Store) -> None:
@@ -24,3 +24,10 @@ def test_cursor_action_and_id_filters(store: Store) -> None:
     chosen = frozenset({bundles[1]["id"], bundles[7]["id"]})
     assert [r.id for r in store.rows(Filters(ids=chosen))] == [bundles[7]["id"], bundles[1]["id"]]
     assert store.rows(Filters(ids=frozenset())) == []
+
+
+def test_a_large_id_set_is_matched_row_by_row(store: Store) -> None:
+    bundles = [make_bundle() for _ in range(3)]
+    store.append(bundles)
+    many = frozenset({bundles[0]["id"], *(f"01ARZ3NDEKTSV4RRFFQ69G{i:04d}" for i in range(MAX_SQL_IDS))})
+    assert [r.id for r in store.rows(Filters(ids=many, limit=5))] == [bundles[0]["id"]]
