@@ -34,6 +34,7 @@ from proxy.settings import DEFAULT_RULES_DIR, Settings
 
 TARGET_MBPS = 25.0
 TARGET_P99_MS = 2.0
+TARGET_LEARNED_P99_MS = 1.0
 
 SUBJECTS = ["the quarterly report", "our onboarding guide", "the release checklist", "the hotel booking",
             "the customer's invoice", "the deployment script", "the budget spreadsheet", "the team meeting"]
@@ -141,6 +142,26 @@ def latency(guard: Any, bodies: list[dict[str, Any]], rounds: int) -> tuple[floa
     return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
 
 
+def learned_cost(bodies: list[dict[str, Any]], rounds: int) -> tuple[float, float] | None:
+    """Median and p99 milliseconds of the learned layer alone per conversation: featurise and score
+    every user and untrusted segment (normalisation excluded: the rules share it)."""
+    from proxy.detect.model import shipped
+    from proxy.detect.train import view_text
+
+    model = shipped()
+    convs = [[view_text(s.text) for s in openai_chat.parse(b).segments if s.trust.value != "trusted"]
+             for b in bodies]
+    samples = []
+    for _ in range(rounds):
+        for texts in convs:
+            started = time.perf_counter()
+            for text in texts:
+                model.score(text)
+            samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, help="JSONL file whose `text` fields fill the conversations")
@@ -169,6 +190,11 @@ def main() -> None:
         if size == 4096:
             verdict = "ok" if mbps >= TARGET_MBPS and p99 <= TARGET_P99_MS else "MISSES TARGET"
             print(f"       4 KB targets: >= {TARGET_MBPS} MB/s, p99 <= {TARGET_P99_MS} ms: {verdict}")
+            cost = learned_cost(bodies, args.rounds)
+            if cost is not None:
+                ok = "ok" if cost[1] <= TARGET_LEARNED_P99_MS else "MISSES TARGET"
+                print(f"       learned layer alone per 4 KB conversation: p50 {cost[0]:.3f} ms, "
+                      f"p99 {cost[1]:.3f} ms (target p99 <= {TARGET_LEARNED_P99_MS} ms): {ok}")
 
 
 if __name__ == "__main__":

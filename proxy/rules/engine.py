@@ -10,26 +10,32 @@ as much as it would alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import re2
 
-from proxy.model import Trust
+from proxy.model import Severity, Trust
 from proxy.rules.decode import Limits, find_encoded
 from proxy.rules.hints import HINT_PATTERNS, hints
-from proxy.rules.normalise import deobfuscate, normalise
+from proxy.rules.normalise import View, decipher, deobfuscate, normalise
 from proxy.rules.sentences import Sentences
 from proxy.rules.spec import Rule, RuleSet
 
+if TYPE_CHECKING:
+    from proxy.detect.model import Contribution, LinearModel, Score
+
 MAX_SPANS_PER_RULE = 8
-SET_CHUNK = 80  # patterns per RE2 set; see _Compiled
+SET_CHUNK = 400  # patterns per RE2 set; see _Compiled
 # Window for composite scores in retrieved text; a user's own prompt is scored as a whole.
 UNTRUSTED_WINDOW_CHARS = 800
 
 
 # (rule, start, end, decoding path, decoded text matched: "" for plain text)
 _Raw = tuple[Rule, int, int, tuple[str, ...], str]
+# (model rule, start, end, decoding path, severity for the score, calibrated score)
+_Learned = tuple[Rule, int, int, tuple[str, ...], Severity, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,8 @@ class Hit:
     excerpt: str = ""
     sentence: tuple[int, int] = (0, 0)
     decoded: str = ""  # for a hit inside an encoded run: the decoded text that matched
+    severity: Severity | None = None  # a model rule's severity for this score (else the rule's)
+    score: float | None = None  # a model rule's calibrated score
 
 
 def _options() -> Any:
@@ -67,11 +75,11 @@ class _Compiled:
                 self.patterns.append(re2.compile(pattern, options))
         self.hint_names = [name for name, _ in HINT_PATTERNS] if with_hints else []
         every = [p.pattern for p in self.patterns] + [p for _, p in HINT_PATTERNS if with_hints]
-        # Several small sets, not one big one: on multi-byte text the DFA of one set holding
-        # every pattern outgrows its memory budget and RE2 falls back to its (still linear,
-        # but ~30x slower) NFA. Chunks of SET_CHUNK keep each DFA small and cached. Each chunk
-        # is one more pass over the text, so the chunk is as large as multi-byte text allows:
-        # 80 patterns still stay on the DFA there (bench/scan_bench.py --corpus).
+        # One RE2 set is one pass over the text. With 128 MiB of DFA memory one set of every
+        # pattern (about 240 now) stays on the DFA even on multi-byte text and is the fastest
+        # layout measured (sets of 80 / 120 / 240: 19 / 27 / 45 MB/s CPU over the corpus's
+        # non-ASCII texts); if a set ever outgrew its DFA, RE2 would fall back to its (still
+        # linear, ~30x slower) NFA, so SET_CHUNK caps a set's size rather than the rule count.
         self.sets: list[tuple[int, Any]] = []
         for offset in range(0, len(every), SET_CHUNK):
             chunk: Any = re2.Set.SearchSet(options)
@@ -102,9 +110,19 @@ class _Compiled:
 class Engine:
     """Compiled once per rule set; `scan` is pure and safe to call from any thread."""
 
-    def __init__(self, ruleset: RuleSet, limits: Limits | None = None) -> None:
+    def __init__(
+        self, ruleset: RuleSet, limits: Limits | None = None, model: LinearModel | None = None
+    ) -> None:
         self.ruleset = ruleset
         self.limits = limits or Limits()
+        self._models = {
+            trust: [r for r in ruleset.rules if trust in r.applies_to and r.model] for trust in Trust
+        }
+        self.model = model
+        if model is None and any(self._models.values()):
+            from proxy.detect.model import shipped  # numpy and the weights only when a rule needs them
+
+            self.model = shipped()
         self._by_trust = {trust: self._compile(trust, "any", with_hints=True) for trust in Trust}
         # Rules scoped to decoded payloads never run over plain text: most texts hold none.
         self._decoded_only = {trust: self._compile(trust, "decoded") for trust in Trust}
@@ -122,7 +140,10 @@ class Engine:
 
     def applies(self, trust: Trust) -> bool:
         return bool(
-            self._by_trust[trust].owners or self._decoded_only[trust].owners or self._raw[trust].owners
+            self._by_trust[trust].owners
+            or self._decoded_only[trust].owners
+            or self._raw[trust].owners
+            or self._models[trust]
         )
 
     def scan(self, text: str, trust: Trust, *, include_signals: bool = False) -> list[Hit]:
@@ -130,29 +151,88 @@ class Engine:
 
         `include_signals` also returns hits of signal-only rules (`emit: false`): for tooling.
         """
+        return self.scan_many([(text, trust)], include_signals=include_signals)[0]
+
+    def scan_many(
+        self, items: Sequence[tuple[str, Trust]], *, include_signals: bool = False
+    ) -> list[list[Hit]]:
+        """`scan` of each (text, trust); the learned layer scores all of them in one batch."""
+        matched = [self._match(text, trust) for text, trust in items]
+        wanted = [i for i, (text, trust) in enumerate(items) if text and self._models[trust]]
+        scores: dict[int, Score] = {}
+        if wanted and self.model is not None:
+            views = [matched[i][1] for i in wanted]
+            assert all(v is not None for v in views)
+            batch = self.model.score_many([v.text for v in views if v is not None])
+            scores = dict(zip(wanted, batch, strict=True))
+        out = []
+        for i, (text, trust) in enumerate(items):
+            raw, view = matched[i]
+            learned = self._learned(view, trust, scores[i]) if i in scores and view is not None else []
+            out.append(self._hits(text, trust, raw, learned, include_signals))
+        return out
+
+    def _match(self, text: str, trust: Trust) -> tuple[list[_Raw], View | None]:
+        """Raw rule hits of every view and decoding, and the view the learned layer reads."""
         compiled = self._by_trust[trust]
         if not self.applies(trust) or not text:
-            return []
+            return [], None
         raw: list[_Raw] = []
-        kinds = self._scan_views((compiled,), text, None, (), raw)
+        views: list[View] = []
+        kinds = self._scan_views((compiled,), text, None, (), raw, views)
         if not text.isascii():
             for rule, start, end in self._raw[trust].match(text)[0]:
                 raw.append((rule, start, end, ("raw",), ""))
         both = (compiled, self._decoded_only[trust])
         self._scan_decoded(both, text, kinds, None, (), 1, [self.limits.max_total_bytes], raw)
-        if not raw:
+        return raw, views[-1]
+
+    def _hits(
+        self, text: str, trust: Trust, raw: list[_Raw], learned: list[_Learned], include_signals: bool
+    ) -> list[Hit]:
+        if not raw and not learned:
             return []  # the common case: nothing matched, nothing to explain
         sentences = Sentences(text)
         hits = _dedupe(raw)
         hits += self._score(hits, trust, len(text))
-        return sorted(
-            (
-                Hit(r, s, e, d, sentences.excerpt(s, e), sentences.around(s, e), x)
-                for r, s, e, d, x in hits
-                if r.emit or include_signals
-            ),
-            key=lambda h: (h.start, h.rule.id),
+        found = [
+            Hit(r, s, e, d, sentences.excerpt(s, e), sentences.around(s, e), x)
+            for r, s, e, d, x in hits
+            if r.emit or include_signals
+        ]
+        found += [
+            Hit(rule, s, e, d, sentences.excerpt(s, e), sentences.around(s, e), "", severity, score)
+            for rule, s, e, d, severity, score in learned
+        ]
+        return sorted(found, key=lambda h: (h.start, h.rule.id))
+
+    def explain_learned(
+        self, text: str, trust: Trust
+    ) -> tuple[Score, list[Contribution]] | None:
+        """The learned score of `text` and the words that drove it; None when no model rule applies."""
+        if not self._models[trust] or self.model is None:
+            return None
+        views: list[View] = []
+        self._scan_views((self._by_trust[trust],), text, None, (), [], views)
+        view = views[-1]
+        score, words = self.model.explain(view.text)
+        # spans in the original text, as every other finding reports them
+        return (
+            replace(score, span=view.to_original(*score.span)),
+            [replace(w, span=view.to_original(*w.span)) for w in words],
         )
+
+    def _learned(self, view: View, trust: Trust, result: Score) -> list[_Learned]:
+        """The model rules `result` (the learned score of `view`) reaches, with the window's span."""
+        out = []
+        for rule in self._models[trust]:
+            assert rule.model is not None
+            severity = rule.model.severity(result.probability)
+            if severity is not None:
+                start, end = view.to_original(*result.span)
+                decoding = tuple(t for t in view.decoding(*result.span) if t != "plain") or ("plain",)
+                out.append((rule, start, end, ("model", *decoding), severity, result.probability))
+        return out
 
     def _scan_views(
         self,
@@ -161,8 +241,12 @@ class Engine:
         outer: tuple[int, int] | None,
         path: tuple[str, ...],
         out: list[_Raw],
+        views_out: list[View] | None = None,
     ) -> frozenset[str]:
-        """Match every view of `text`; return the hints of `text` itself (for the decoder)."""
+        """Match every view of `text`; return the hints of `text` itself (for the decoder).
+
+        `views_out`, when given, receives the views matched (the primary one, then the de-obfuscated).
+        """
         view = normalise(text)
         found: frozenset[str] = frozenset()
         views = [view]
@@ -172,12 +256,15 @@ class Engine:
                 if n == 0 and i == 0:
                     found = seen
                     alt = deobfuscate(v, found)
-                    views += [alt] if alt is not None else []
+                    plain = decipher(v, found)
+                    views += [x for x in (alt, plain) if x is not None]
                 for rule, start, end in hits:
                     span = outer or v.to_original(start, end)
                     decoding = tuple(t for t in (*path, *v.decoding(start, end)) if t != "plain")
                     shown = v.text[start:end][:160] if outer else ""
                     out.append((rule, span[0], span[1], decoding or ("plain",), shown))
+        if views_out is not None:
+            views_out.extend(views)
         # ASCII text only changed case in the view; otherwise the decoder needs its own look.
         return found if text.isascii() else hints(text)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.errors import ConfigError
-from proxy.model import Action, Provenance, Segment, Trust
+from proxy.model import Action, Finding, Provenance, Segment, Trust
 from proxy.rules.findings import Context, decide, scan_segments
 from proxy.rules.store import Live
 
@@ -28,6 +28,7 @@ class Sample:
     text: str
     label: str
     vector: str
+    source: str = ""  # `<source>-<ben|inj>-<hash>` ids name their source
 
 
 @dataclass(slots=True)
@@ -97,6 +98,12 @@ def _miss(m: Miss) -> dict[str, Any]:
     return {"id": m.id, "vector": m.vector, "rules": list(m.rules), "excerpt": m.excerpt}
 
 
+def source_of(sample_id: str) -> str:
+    """The source key of a corpus id (`<source>-<ben|inj>-<hash>`), "" for any other id."""
+    parts = sample_id.rsplit("-", 2)
+    return parts[0] if len(parts) == 3 and parts[1] in ("ben", "inj") else ""
+
+
 def read_corpus(path: Path) -> Iterator[Sample]:
     """Samples from a JSONL file; a malformed line is an error naming file and line."""
     try:
@@ -109,7 +116,8 @@ def read_corpus(path: Path) -> Iterator[Sample]:
                 continue
             try:
                 row = json.loads(line)
-                sample = Sample(str(row.get("id", n)), row["text"], row["label"], row["vector"])
+                sid = str(row.get("id", n))
+                sample = Sample(sid, row["text"], row["label"], row["vector"], source_of(sid))
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise ConfigError(f"{path}:{n}: not a corpus line ({exc})") from exc
             if sample.label not in ("injection", "benign") or sample.vector not in TRUST_OF:
@@ -128,12 +136,17 @@ def evaluate(
     return report
 
 
-def _one(live: Live, sample: Sample, report: Report) -> None:
+def judge(live: Live, sample: Sample) -> list[Finding]:
+    """The findings the injection stage would record for `sample` read at its vector's trust."""
     trust = TRUST_OF[sample.vector]
     role = "user" if trust is Trust.USER else "tool"
     kind = "user" if trust is Trust.USER else "document"
     segment = Segment(0, role, sample.text, trust, Provenance(kind, "corpus"), None)
-    findings = scan_segments(live.engine, [segment], live.suppressor, Context(client="eval"))
+    return scan_segments(live.engine, [segment], live.suppressor, Context(client="eval"))
+
+
+def _one(live: Live, sample: Sample, report: Report) -> None:
+    findings = judge(live, sample)
     action, _, _ = decide(findings)
     positive = action is not Action.ALLOW
     injection = sample.label == "injection"

@@ -39,10 +39,9 @@ def scan_segments(
 ) -> list[Finding]:
     findings: list[Finding] = []
     today = ctx.today or date.today()
-    for seg in segments:
-        if not engine.applies(seg.trust):
-            continue
-        hits = engine.scan(seg.text, seg.trust)
+    scanned = [seg for seg in segments if engine.applies(seg.trust)]
+    all_hits = engine.scan_many([(seg.text, seg.trust) for seg in scanned])
+    for seg, hits in zip(scanned, all_hits, strict=True):
         text_hash = text_sha256(seg.text) if hits and suppressor.needs_hash else None
         for hit in hits:
             source = seg.provenance.source
@@ -65,18 +64,24 @@ def _finding(engine: Engine, seg: Segment, hit: Hit, mode: str) -> Finding:
     return Finding(
         rule_id=hit.rule.id,
         category=hit.rule.category,
-        severity=hit.rule.severity,
+        severity=hit.severity or hit.rule.severity,
         vector=VECTORS[seg.trust],
         segment_index=seg.index,
         span=(hit.start, hit.end),
-        # An encoded run's excerpt is unreadable; show what it decoded to as well.
-        excerpt=f"{hit.excerpt} [decoded: {hit.decoded}]" if hit.decoded else hit.excerpt,
+        excerpt=_excerpt(hit),
         decoding=hit.decoding,
-        detector="rules",
+        detector="rules" if hit.score is None else "model",
         ruleset=engine.ruleset.digest,
         provenance=seg.provenance if seg.trust is Trust.UNTRUSTED else None,
         mode=mode,
     )
+
+
+def _excerpt(hit: Hit) -> str:
+    if hit.score is not None:
+        return f"[score {hit.score:.3f}] {hit.excerpt}"
+    # An encoded run's excerpt is unreadable; show what it decoded to as well.
+    return f"{hit.excerpt} [decoded: {hit.decoded}]" if hit.decoded else hit.excerpt
 
 
 def decide(

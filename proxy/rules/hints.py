@@ -10,6 +10,11 @@ from typing import Any
 
 import re2
 
+from proxy.rules.evasion import CIPHER_PATTERN, MARKUP_PATTERN, TYPO_PATTERN
+
+# Letters kept apart by spaces, dots, middle dots, bullets, dashes, slashes...: "i.g.n.o.r.e"
+SEPARATORS = " ._*\\-\u00b7\u2022\u2027\u2219\u30fb|/+~,:"
+
 # name -> a fixed-width pattern that any text needing that transform must contain.
 HINT_PATTERNS = (
     ("base64", r"[A-Za-z0-9+/_\-]{16}"),
@@ -17,8 +22,11 @@ HINT_PATTERNS = (
     ("binary", r"[01]{8}\s?[01]{8}"),
     ("url", r"%[0-9a-fA-F]{2}"),
     ("morse", r"[.\-]{1,6} [.\-]{1,6} [.\-]{1,6} [.\-]{1,6}"),
-    ("leet", r"[a-zA-Z][013457]{1,3}[a-zA-Z]"),
-    ("spacing", r"\b[a-zA-Z][ ._*\-][a-zA-Z][ ._*\-][a-zA-Z][ ._*\-][a-zA-Z]\b"),
+    ("leet", r"[a-zA-Z][01345789@$!|+]{1,3}[a-zA-Z]|\b[01345789][a-zA-Z]{2}"),
+    ("spacing", r"\b[a-zA-Z](?:[" + SEPARATORS + r"]{1,3}[a-zA-Z]){3}\b"),
+    ("markup", MARKUP_PATTERN),
+    ("typo", TYPO_PATTERN),
+    ("cipher", CIPHER_PATTERN),
 )
 
 

@@ -24,6 +24,7 @@ from proxy.rules.spec import (
     RULE_FILE_KIND,
     SUPPRESSION_FILE_KIND,
     Example,
+    ModelSpec,
     Rule,
     RuleSet,
     Score,
@@ -144,6 +145,7 @@ def _rules(path: Path, data: dict[str, Any], node: yaml.Node) -> list[Rule]:
                 applies_to=frozenset(Trust(t) for t in entry["applies_to"]),
                 patterns=patterns,
                 score=Score(score["threshold"], tuple(score["signals"].items())) if score else None,
+                model=_model_spec(entry.get("model"), _where(path, data, node, ["rules", i, "model"])),
                 emit=entry.get("emit", True),
                 scope=entry.get("scope", "any"),
                 mode=entry.get("mode", "enforce"),
@@ -155,6 +157,17 @@ def _rules(path: Path, data: dict[str, Any], node: yaml.Node) -> list[Rule]:
             )
         )
     return rules
+
+
+def _model_spec(raw: dict[str, Any] | None, where: str) -> ModelSpec | None:
+    """Thresholds sorted by score; a higher score must never map to a lower severity."""
+    if raw is None:
+        return None
+    pairs = sorted((float(v), Severity(k)) for k, v in raw["thresholds"].items())
+    ranks = [severity.rank for _, severity in pairs]
+    if ranks != sorted(ranks):
+        raise ConfigError(f"{where}: thresholds must rise with severity ({raw['thresholds']})")
+    return ModelSpec(tuple((severity, score) for score, severity in pairs))
 
 
 def _compile_or_fail(pattern: str, where: str) -> None:

@@ -21,7 +21,8 @@ from pathlib import Path
 import confusable_homoglyphs
 import re2
 
-from proxy.rules.hints import hints
+from proxy.rules import evasion
+from proxy.rules.hints import SEPARATORS, hints
 from proxy.rules.offsets import OffsetMap
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
@@ -32,10 +33,11 @@ _INVISIBLE = frozenset(
     "\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069"
     "\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0"
 )
-_LEET = str.maketrans("013457@$", "oieastas")
-_LEET_TOKEN = re2.compile(r"[a-z0-9@$]*(?:[a-z][013457@$]|[013457@$][a-z])[a-z0-9@$]*")
-_LEET_CHARS = re.compile(r"[013457@$]")
-_SPACED = re2.compile(r"\b(?:[a-z][ ._*\-]){3,}[a-z]\b")
+_LEET = str.maketrans("01345789@$!|+", "oieastbgasilt")
+_LEET_TOKEN = re2.compile(r"[a-z0-9@$!|+]*(?:[a-z][01345789@$!|+]|[01345789@$!|+][a-z])[a-z0-9@$!|+]*")
+_LEET_CHARS = re.compile(r"[01345789@$!|+]")
+_SPACED = re2.compile(r"\b(?:[a-z][" + SEPARATORS + r"]{1,3}){3,}[a-z]\b")
+_GAP = re.compile("[" + SEPARATORS + "]+")
 
 
 def _unescape_breaks(text: str) -> str:
@@ -97,7 +99,9 @@ def _fold(ch: str) -> tuple[str, str | None]:
     cp = ord(ch)
     if cp in _TAG_BLOCK:
         return (chr(cp - 0xE0000).lower() if 0x20 <= cp - 0xE0000 < 0x7F else ""), "unicode_tags"
-    if ch in _INVISIBLE or 0xFE00 <= cp <= 0xFE0F or 0xE0100 <= cp <= 0xE01EF:
+    if ch in _INVISIBLE or 0xFE00 <= cp <= 0xFE0F or 0xE0100 <= cp <= 0xE01EF or 0x180B <= cp <= 0x180F:
+        return "", "invisible"
+    if unicodedata.category(ch) == "Cf":  # format characters (U+1D173 musical beams...): unseen
         return "", "invisible"
     if 0x064B <= cp <= 0x065F or cp == 0x0670:
         return "", "diacritics"  # Arabic harakat: optional vowel marks, routinely omitted
@@ -121,9 +125,9 @@ def _lookalike(ch: str) -> str | None:
 # Characters the per-character fold may change even in NFKC text: Latin letters with accents,
 # combining marks, Arabic vowel marks, invisible/format characters, variation selectors, tags.
 _FOLDABLE = re.compile(
-    "[\u00c0-\u024f\u1e00-\u1eff\u0300-\u036f\u064b-\u065f\u0670\ufe00-\ufe0f"
+    "[\u00c0-\u024f\u1e00-\u1eff\u0300-\u036f\u064b-\u065f\u0670\ufe00-\ufe0f\u180b-\u180f"
     + "".join(sorted(_INVISIBLE))
-    + "\U000e0000-\U000e01ef]"
+    + "\U000e0000-\U000e01ef\U0001d173-\U0001d17a]"
 )
 
 
@@ -186,7 +190,7 @@ def normalise(text: str) -> View:
             rep, why = _fold(ch)
             if fold_lookalikes and len(rep) == 1 and _lookalike(rep) is not None:
                 rep, why = _lookalike(rep) or rep, "confusables"
-            if unicodedata.combining(ch) and parts and parts[-1][-1:].isascii():
+            if unicodedata.category(ch)[0] == "M" and parts and parts[-1][-1:].isascii():
                 rep, why = "", "diacritics"  # a combining accent on a Latin letter
             if why is None:
                 parts.append(ch)
@@ -201,44 +205,109 @@ def normalise(text: str) -> View:
 
 
 def deobfuscate(view: View, found: frozenset[str] | None = None) -> View | None:
-    """A second view with leetspeak and letter spacing undone, or None when there is none.
+    """A second view with evasions undone, or None when the text shows none.
 
-    `found` is `hints(view.text)` when the caller already has it.
+    Look-alike words, leetspeak, markup inside words, letter spacing and typos in key words, in
+    that order (each step reads the previous one's text). `found` is `hints(view.text)` when
+    the caller already has it.
     """
     found = hints(view.text) if found is None else found
-    seeded, spaced = "leet" in found, "spacing" in found
-    if not seeded and not spaced:
+    text = view.text
+    maps: list[OffsetMap] = []
+
+    def step(result: tuple[str, OffsetMap] | None) -> None:
+        nonlocal text
+        if result is not None:
+            text = result[0]
+            maps.append(result[1])
+
+    if not text.isascii():
+        step(evasion.fold_lookalike_words(text, _confusables()))
+    if "leet" in found:
+        step(_undo_leet(text))
+    if "markup" in found:
+        step(evasion.strip_markup(text))
+    if "spacing" in found:
+        step(_join_spaced(text))
+    if "typo" in found:
+        step(evasion.fix_typos(text))
+    if not maps:
         return None
-    leet = [m for m in _LEET_TOKEN.finditer(view.text) if _is_leet(m.group())] if seeded else []
-    if not leet and not spaced:
+    return View(text, (*view.maps, *maps), view.extra)
+
+
+def decipher(view: View, found: frozenset[str]) -> View | None:
+    """The view deciphered (ROT-n, reversed) when a ciphered key word shows, else None."""
+    if "cipher" not in found:
         return None
-    chars = list(view.text)
+    result = evasion.decipher(view.text)
+    if result is None:
+        return None
+    plain, how = result
+    whole = OffsetMap()
+    if how == "reversed":  # no position maps in order: the whole text stands for any span
+        whole.add(0, len(plain), 0, len(view.text), how)
+        return View(plain, (*view.maps, whole), view.extra)
+    return View(plain, view.maps, (*view.extra, how))
+
+
+def _undo_leet(text: str) -> tuple[str, OffsetMap] | None:
+    leet = [m for m in _LEET_TOKEN.finditer(text) if _is_leet(m.group())]
+    if not leet:
+        return None
+    chars = list(text)
     leet_map = OffsetMap()
     for m in leet:
-        for i, c in enumerate(m.group()):
-            t = c.translate(_LEET)
+        token = m.group()
+        for i, c in enumerate(token):
+            t = _leet_char(token, i)
             if t != c:
                 chars[m.start() + i] = t
                 leet_map.add(m.start() + i, m.start() + i + 1, m.start() + i, m.start() + i + 1, "leet")
-    text = "".join(chars)
+    return "".join(chars), leet_map
+
+
+def _leet_char(token: str, i: int) -> str:
+    """"1" reads "l" next to another "l" or "1" ("a11" is "all"), otherwise "i" ("1gn0re")."""
+    c = token[i]
+    if c == "1" and ((i > 0 and token[i - 1] in "l1") or (i + 1 < len(token) and token[i + 1] in "l1")):
+        return "l"
+    return c.translate(_LEET)
+
+
+def _joined(run: str) -> str:
+    """Letters of a spaced run; a space stays a word break when the letters are kept apart by
+    something else ("i.g.n.o.r.e a.l.l") or by one space while words are kept apart by more."""
+    gaps = _GAP.findall(run)
+    plain = all(g.isspace() for g in gaps)
+    narrow = min((len(g) for g in gaps), default=1)
+    words = [g for g in gaps if (" " in g and not plain) or (plain and len(g) > narrow)]
+    if not words:
+        return "".join(c for c in run if c.isalpha())
+    return _GAP.sub(lambda m: " " if m.group() in words else "", run)
+
+
+def _join_spaced(text: str) -> tuple[str, OffsetMap] | None:
     space_map = OffsetMap()
     parts: list[str] = []
     opos = npos = 0
-    for m in _SPACED.finditer(text) if spaced else ():
+    for m in _SPACED.finditer(text):
         parts.append(text[opos : m.start()])
         npos += m.start() - opos
-        joined = "".join(c for c in m.group() if c.isalpha())
+        joined = _joined(m.group())
         space_map.add(npos, npos + len(joined), m.start(), m.end(), "spacing")
         parts.append(joined)
         npos += len(joined)
         opos = m.end()
+    if not space_map.ns:
+        return None
     parts.append(text[opos:])
-    return View("".join(parts), (*view.maps, leet_map, space_map), view.extra)
+    return "".join(parts), space_map
 
 
 def _is_leet(token: str) -> bool:
     """Letters mixed with look-alike digits/symbols, e.g. "pr0mpt"; not "2024" or "mp3"."""
-    if len(token) < 4 or not _LEET_CHARS.search(token):
+    if len(token) < 3 or not _LEET_CHARS.search(token):
         return False
     letters = sum(c.isalpha() for c in token)
-    return letters >= 2 and letters * 2 >= len(token)
+    return letters >= 2 and letters * 3 >= len(token)

@@ -30,6 +30,20 @@ class Score:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A rule backed by the learned scorer: calibrated score -> severity by thresholds."""
+
+    thresholds: tuple[tuple[Severity, float], ...]  # ascending score, ascending severity
+
+    def severity(self, score: float) -> Severity | None:
+        found = None
+        for severity, threshold in self.thresholds:
+            if score >= threshold:
+                found = severity
+        return found
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     id: str
     description: str
@@ -38,6 +52,7 @@ class Rule:
     applies_to: frozenset[Trust]
     patterns: tuple[str, ...] = ()
     score: Score | None = None
+    model: ModelSpec | None = None
     emit: bool = True  # False: a signal that only feeds composite scores
     scope: str = "any"  # "decoded": only decoded payloads; "raw": the text before normalisation
     mode: str = "enforce"

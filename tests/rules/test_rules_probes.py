@@ -70,7 +70,11 @@ LOUD = [
 
 @pytest.mark.parametrize(("trust", "text"), QUIET)
 def test_ordinary_text_stays_quiet(shipped: Live, trust: Trust, text: str) -> None:
-    assert [h.rule.id for h in shipped.engine.scan(text, trust)] == []
+    hits = shipped.engine.scan(text, trust)
+    assert [h.rule.id for h in hits if h.rule.mode == "enforce"] == []
+    # The learned layer reads user prompts in shadow mode (it over-scores short non-English
+    # prompts): recorded, never acting. Nothing else may fire even in shadow.
+    assert {h.rule.id for h in hits if h.rule.mode != "enforce"} <= {"injection.learned.direct"}
 
 
 @pytest.mark.parametrize(("trust", "text"), LOUD)

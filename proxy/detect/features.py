@@ -1,0 +1,116 @@
+"""Hashed character and word n-grams of a normalised text, with where each one starts.
+
+The learned layer reads the same normalised view the rules match (look-alikes folded, invisible
+characters dropped, leetspeak and letter spacing undone), with whitespace runs collapsed and
+digits folded to "0". Every feature is a bucket in a table of 2**BITS weights, found by a
+polynomial hash of its characters: any substring's hash comes from two prefix sums (the
+multiplier is odd, so it has an inverse modulo 2**64), which makes the whole extraction a few
+vectorised numpy passes, linear in the text, with no per-character Python loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+BITS = 18
+CHAR_NGRAMS = (3, 4, 5)
+_M = 0x100000001B3  # odd: invertible modulo 2**64
+_M_INV = pow(_M, -1, 1 << 64)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_SHIFT = np.uint64(64 - BITS)
+# One salt per feature kind so "abc" as a 3-gram and "abc" as a word land in different buckets.
+_SALT = {3: 0x51ED27A3, 4: 0x2F1B9C47, 5: 0x7A5D3E91, "word": 0x1B873593, "pair": 0x6C8E9CF5}
+
+U64 = npt.NDArray[np.uint64]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """Bucket per feature, its start in the collapsed text, and that text's map to the view."""
+
+    buckets: I64
+    starts: I64  # position in the collapsed text
+    length: int  # characters in the collapsed text
+    positions: I64  # collapsed index -> index in the normalised view
+    sizes: I64  # characters each feature spans in the collapsed text
+
+
+def _powers(base: int, n: int) -> U64:
+    out = np.full(n, base, dtype=np.uint64)
+    out[0] = 1
+    return np.cumprod(out, dtype=np.uint64)
+
+
+MAX_LEN = 1 << 18  # longest text featurised at once (the scorer truncates to this)
+_POW_CACHE = MAX_LEN
+_POW = _powers(_M, _POW_CACHE + 1)
+_POW_INV = _powers(_M_INV, _POW_CACHE + 1)
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+_ZERO = np.zeros(1, dtype=np.int64)
+_IDX = np.arange(MAX_LEN, dtype=np.int64)
+_SALTS = np.array([_SALT[3], _SALT[4], _SALT[5], _SALT["word"], _SALT["pair"]], dtype=np.uint64)
+
+
+def _pows(n: int) -> tuple[U64, U64]:
+    if n <= _POW_CACHE + 1:
+        return _POW[:n], _POW_INV[:n]
+    return _powers(_M, n), _powers(_M_INV, n)
+
+
+def collapse(view_text: str) -> tuple[U64, I64]:
+    """Code points of `view_text` with whitespace runs made one space and digits made "0"."""
+    if view_text.isascii():
+        raw = np.frombuffer(view_text.encode("ascii"), dtype=np.uint8).astype(np.uint64)
+    else:
+        raw = np.frombuffer(view_text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    space = raw <= 32
+    raw[space] = 32
+    raw[(raw >= 48) & (raw <= 57)] = 48
+    keep = ~space
+    keep[1:] |= keep[:-1]
+    keep[0] = True
+    positions = np.flatnonzero(keep)
+    return raw[keep], positions
+
+
+def extract(view_text: str) -> Features:
+    """Every feature of `view_text`: char 3/4/5-grams, words and adjacent word pairs.
+
+    All kinds go through one hash and one bucket computation (few numpy calls: short segments
+    are the common case, and there the per-call overhead is the cost).
+    """
+    if not view_text:
+        return Features(_EMPTY, _EMPTY, 0, _EMPTY, _EMPTY)
+    codes, positions = collapse(view_text)
+    n = len(codes)
+    pw, pw_inv = _pows(n + 1)
+    prefix = np.zeros(n + 1, dtype=np.uint64)
+    np.cumsum((codes + np.uint64(1)) * pw_inv[:n], dtype=np.uint64, out=prefix[1:])
+    space = np.flatnonzero(codes == 32)
+    # word starts: 0 and after each space; ends: each space and n (a double space cannot occur)
+    w_start = np.concatenate((_ZERO, space + 1))
+    w_end = np.concatenate((space, [n]))
+    nonempty = w_end > w_start
+    w_start, w_end = w_start[nonempty], w_end[nonempty]
+    starts = np.concatenate([_IDX[: max(n - k + 1, 0)] for k in CHAR_NGRAMS] + [w_start, w_start[:-1]])
+    ends = np.concatenate([_IDX[: max(n - k + 1, 0)] + k for k in CHAR_NGRAMS] + [w_end, w_end[1:]])
+    salts = np.repeat(_SALTS, [max(n - k + 1, 0) for k in CHAR_NGRAMS] + [len(w_start), max(len(w_start) - 1, 0)])
+    hashes = pw[ends - 1] * (prefix[ends] - prefix[starts])
+    buckets = ((hashes ^ salts) * _MIX >> _SHIFT).astype(np.int64)
+    return Features(buckets, starts, n, positions, ends - starts)
+
+
+def windows(length: int, size: int, stride: int) -> list[tuple[int, int]]:
+    """[start, end) windows over a collapsed text: the whole text when it fits in one."""
+    if length <= size:
+        return [(0, max(length, 1))]
+    out = [(s, s + size) for s in range(0, length - size + 1, stride)]
+    if out[-1][1] < length:
+        out.append((length - size, length))
+    return out

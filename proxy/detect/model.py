@@ -1,0 +1,179 @@
+"""The learned scorer: a linear model over hashed n-grams, scored window by window.
+
+A text's score is its best window's: the bias plus the mean weight of the features that start in
+the window, through a logistic calibration fitted on leave-one-source-out scores. Windows of
+WINDOW collapsed characters (half overlapping) keep one injected paragraph in a long page as
+visible as it would be alone. Pure numpy at run time; the weights are int8 with one scale and
+ship inside the package (`weights.npz`), so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from proxy.detect.features import BITS, MAX_LEN, Features, extract, windows
+
+WEIGHTS_PATH = Path(__file__).with_name("weights.npz")
+WINDOW = 400
+STRIDE = 200
+MAX_CHARS = MAX_LEN  # a longer segment is scored on its first MAX_CHARS characters (and says so)
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    probability: float
+    margin: float
+    span: tuple[int, int]  # best window, in the view's characters
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    text: str  # a word of the normalised view
+    span: tuple[int, int]  # in the view's characters
+    weight: float  # its features' share of the window's mean, in margin units
+
+
+class LinearModel:
+    def __init__(self, weights: F32, bias: float, calibration: tuple[float, float], meta: dict[str, Any]) -> None:
+        if weights.shape != (1 << BITS,):
+            raise ValueError(f"weights must have 2**{BITS} entries, not {weights.shape}")
+        self.weights = weights
+        self.bias = bias
+        self.calibration = calibration
+        self.meta = meta
+
+    @classmethod
+    def load(cls, path: Path = WEIGHTS_PATH) -> LinearModel:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            weights = data["q"].astype(np.float32) * np.float32(meta["scale"])
+        return cls(weights, float(meta["bias"]), (float(meta["a"]), float(meta["b"])), meta)
+
+    def save(self, path: Path) -> None:
+        scale = float(np.abs(self.weights).max() / 127.0) or 1.0
+        q = np.clip(np.round(self.weights / scale), -127, 127).astype(np.int8)
+        meta = {**self.meta, "scale": scale, "bias": self.bias, "a": self.calibration[0],
+                "b": self.calibration[1], "bits": BITS, "window": WINDOW, "stride": STRIDE}
+        np.savez_compressed(path, q=q, meta=np.array(json.dumps(meta, sort_keys=True)))
+
+    def calibrate(self, margin: float) -> float:
+        a, b = self.calibration
+        z = a * margin + b
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+    def margins(self, feats: Features) -> tuple[npt.NDArray[np.float64], list[tuple[int, int]]]:
+        """The uncalibrated score of every window of the collapsed text, and the windows."""
+        spans = windows(feats.length, WINDOW, STRIDE)
+        if not len(feats.buckets):
+            return np.full(len(spans), self.bias), spans
+        contrib = self.weights[feats.buckets]
+        if len(spans) == 1:  # the common short segment: one window, one mean
+            return np.array([self.bias + float(contrib.mean())]), spans
+        sums = np.zeros(feats.length + 1)
+        counts = np.zeros(feats.length + 1)
+        sums[1:] = np.cumsum(np.bincount(feats.starts, weights=contrib, minlength=feats.length))
+        counts[1:] = np.cumsum(np.bincount(feats.starts, minlength=feats.length))
+        bounds = np.array(spans, dtype=np.int64)
+        a, b = bounds[:, 0], bounds[:, 1]
+        return self.bias + (sums[b] - sums[a]) / np.maximum(counts[b] - counts[a], 1), spans
+
+    def score(self, view_text: str) -> Score:
+        truncated = len(view_text) > MAX_CHARS
+        feats = extract(view_text[:MAX_CHARS])
+        margins, spans = self.margins(feats)
+        best = int(np.argmax(margins))
+        margin = float(margins[best])
+        start, end = spans[best]
+        view_span = _to_view(feats, start, end, len(view_text))
+        return Score(self.calibrate(margin), margin, view_span, truncated)
+
+    def score_many(self, view_texts: Sequence[str]) -> list[Score]:
+        """`score` of each text, in one featurisation: a request's segments share the numpy calls.
+
+        The texts are joined by a line break; features that straddle two texts are dropped, and
+        each text's windows stay inside it, so every score is its text's `score` (up to leading
+        and trailing whitespace, which the join folds into the separator)."""
+        if len(view_texts) <= 1:
+            return [self.score(t) for t in view_texts]
+        clipped = [t[:MAX_CHARS] for t in view_texts]
+        joined = "\n".join(clipped)
+        if len(joined) > MAX_LEN:
+            return [self.score(t) for t in view_texts]
+        feats = extract(joined)
+        begins = np.cumsum([0] + [len(t) + 1 for t in clipped[:-1]])
+        # each text's range in the collapsed coordinates; a feature counts if it stays in one text
+        c_begin = np.searchsorted(feats.positions, begins)
+        c_end = np.searchsorted(feats.positions, begins + np.array([len(t) for t in clipped]))
+        owner = np.searchsorted(c_begin, feats.starts, side="right") - 1
+        valid = feats.starts + feats.sizes <= c_end[owner]
+        contrib = np.where(valid, self.weights[feats.buckets], 0.0)
+        sums = np.zeros(feats.length + 1)
+        counts = np.zeros(feats.length + 1)
+        sums[1:] = np.cumsum(np.bincount(feats.starts, weights=contrib, minlength=feats.length))
+        counts[1:] = np.cumsum(np.bincount(feats.starts, weights=valid.astype(np.float64), minlength=feats.length))
+        out = []
+        for i, text in enumerate(clipped):
+            a0, b0 = int(c_begin[i]), int(c_end[i])
+            spans = [(a0 + a, a0 + b) for a, b in windows(b0 - a0, WINDOW, STRIDE)]
+            bounds = np.array(spans, dtype=np.int64)
+            a, b = bounds[:, 0], np.minimum(bounds[:, 1], b0)
+            margins = self.bias + (sums[b] - sums[a]) / np.maximum(counts[b] - counts[a], 1)
+            best = int(np.argmax(margins))
+            start, end = spans[best]
+            if b0 <= a0:
+                span = (0, len(text))
+            else:
+                span = (int(feats.positions[start]) - int(begins[i]),
+                        int(feats.positions[min(end, b0) - 1]) - int(begins[i]) + 1)
+            out.append(Score(self.calibrate(float(margins[best])), float(margins[best]), span,
+                             len(view_texts[i]) > MAX_CHARS))
+        return out
+
+    def explain(self, view_text: str, top: int = 8) -> tuple[Score, list[Contribution]]:
+        """The score and the words of the best window whose features pushed it most, strongest first."""
+        result = self.score(view_text)
+        feats = extract(view_text[:MAX_CHARS])
+        _, spans = self.margins(feats)
+        start, end = next(s for s in spans if _to_view(feats, *s, len(view_text)) == result.span)
+        inside = (feats.starts >= start) & (feats.starts < end)
+        n = max(int(inside.sum()), 1)
+        per_pos = np.bincount(feats.starts[inside], weights=self.weights[feats.buckets[inside]],
+                              minlength=feats.length)
+        words: list[Contribution] = []
+        pos = start
+        collapsed_view = view_text[:MAX_CHARS]
+        while pos < end:
+            stop = pos
+            while stop < end and not collapsed_view[feats.positions[stop]].isspace():
+                stop += 1
+            if stop > pos:
+                span = (int(feats.positions[pos]), int(feats.positions[stop - 1]) + 1)
+                weight = float(per_pos[pos:stop].sum()) / n
+                words.append(Contribution(collapsed_view[span[0] : span[1]], span, weight))
+            pos = stop + 1
+        words.sort(key=lambda c: -c.weight)  # what pushed the score up first
+        return result, words[:top]
+
+
+def _to_view(feats: Features, start: int, end: int, view_len: int) -> tuple[int, int]:
+    if feats.length == 0:
+        return 0, view_len
+    last = min(end, feats.length) - 1
+    return int(feats.positions[start]), int(feats.positions[last]) + 1
+
+
+@lru_cache(maxsize=1)
+def shipped() -> LinearModel:
+    """The weights in the package, loaded once per process."""
+    return LinearModel.load()
