@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.simulator import anthropic_api, openai_api
+from proxy.simulator import anthropic_api, openai_api, responses_api
 from proxy.simulator.config import STATE_KEY, SimConfig, SimState
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ def build_app(state: SimState) -> web.Application:
     app[STATE_KEY] = state
     openai_api.add_routes(app)
     anthropic_api.add_routes(app)
+    responses_api.add_routes(app)
     app.router.add_post("/_sim/config", _post_config)
     app.router.add_get("/_sim/stats", _get_stats)
     return app
