@@ -1,0 +1,122 @@
+"""OpenAI Responses API answers <-> Output: every output item read, withheld calls written out.
+
+Message text (output_text and refusal parts of every `message` item) is the Output's text, for the
+output guards; `function_call` and `custom_tool_call` items are its tool calls, for tool scopes and
+argument provenance (a custom tool's free-form input is judged as `{"input": ...}`). Items a hosted
+tool produced at the provider (`web_search_call`, `file_search_call`, `mcp_call`,
+`code_interpreter_call`...) are not calls the client makes; they are returned by `hosted_results`
+so the response state can label them untrusted for the next turn.
+
+`render_output` rewrites a response after a guard transformed its Output: withheld calls' items
+are removed, a notice becomes its own `message` item, rewritten text replaces the message text, so
+the client still receives a valid `response` object.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from proxy.model import Output, ToolCall
+
+CALL_ITEMS = frozenset({"function_call", "custom_tool_call"})
+NOTICE_ID = "msg_guardproxy_notice"
+
+
+def call_of(item: dict[str, Any], index: int) -> ToolCall:
+    """A call item as the ToolCall the guards judge (its `call_id` is the id the client answers to)."""
+    if item.get("type") == "custom_tool_call":
+        arguments = json.dumps({"input": item.get("input") if isinstance(item.get("input"), str) else ""})
+    else:
+        arguments = str(item.get("arguments") or "")
+    return ToolCall(id=str(item.get("call_id") or item.get("id") or ""), name=str(item.get("name") or ""),
+                    arguments=arguments, index=index)
+
+
+def message_text(item: dict[str, Any]) -> str:
+    parts = item.get("content")
+    out = []
+    for part in parts if isinstance(parts, list) else []:
+        if isinstance(part, dict) and part.get("type") == "output_text" and isinstance(part.get("text"), str):
+            out.append(part["text"])
+        elif isinstance(part, dict) and part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
+            out.append(part["refusal"])
+    return "".join(out)
+
+
+def _items(response: dict[str, Any]) -> list[dict[str, Any]]:
+    output = response.get("output")
+    return [i for i in output if isinstance(i, dict)] if isinstance(output, list) else []
+
+
+def parse_output(response: dict[str, Any]) -> Output:
+    items = _items(response)
+    calls = tuple(call_of(item, n) for n, item in enumerate(i for i in items if i.get("type") in CALL_ITEMS))
+    usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+    return Output(
+        text="".join(message_text(i) for i in items if i.get("type") == "message"),
+        tool_calls=calls,
+        finish_reason=_finish(response, bool(calls)),
+        response_id=response.get("id") if isinstance(response.get("id"), str) else None,
+        model=response.get("model") if isinstance(response.get("model"), str) else None,
+        input_tokens=usage.get("input_tokens"),  # type: ignore[union-attr]
+        output_tokens=usage.get("output_tokens"),  # type: ignore[union-attr]
+    )
+
+
+def _finish(response: dict[str, Any], calls: bool) -> str | None:
+    status = response.get("status")
+    if status == "completed":
+        return "tool_calls" if calls else "stop"
+    if status == "incomplete":
+        details = response.get("incomplete_details")
+        reason = details.get("reason") if isinstance(details, dict) else None
+        return "length" if reason == "max_output_tokens" else str(reason or "incomplete")
+    return str(status) if isinstance(status, str) else None
+
+
+def hosted_results(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """Output items a provider-run tool produced: untrusted content the next turn will read."""
+    return [i for i in _items(response)
+            if (str(i.get("type", "")).endswith("_call") and i.get("type") not in CALL_ITEMS)
+            or i.get("type") == "mcp_list_tools"]
+
+
+def notice_item(text: str) -> dict[str, Any]:
+    part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+    return {"type": "message", "id": NOTICE_ID, "status": "completed", "role": "assistant", "content": [part]}
+
+
+def render_output(response: dict[str, Any], output: Output) -> dict[str, Any]:
+    """`response` rewritten to carry exactly `output`'s calls and text."""
+    response = copy.deepcopy(response)
+    kept = {c.id for c in output.tool_calls}
+    items = [i for n, i in enumerate(_items(response))
+             if i.get("type") not in CALL_ITEMS or call_of(i, n).id in kept]
+    upstream = "".join(message_text(i) for i in items if i.get("type") == "message")
+    if output.text != upstream:
+        if output.text.startswith(upstream):
+            items.append(notice_item(output.text[len(upstream):].lstrip("\n")))
+        else:
+            items = _replace_text(items, output.text)
+    response["output"] = items
+    if "output_text" in response:  # some servers add the SDK's convenience field
+        response["output_text"] = "".join(message_text(i) for i in items if i.get("type") == "message")
+    return response
+
+
+def _replace_text(items: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """The first message carries the whole rewritten text; other messages keep no text."""
+    out, placed = [], False
+    for item in items:
+        if item.get("type") != "message":
+            out.append(item)
+            continue
+        if not placed:
+            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+            out.append({**item, "content": [part]})
+            placed = True
+    if not placed:
+        out.append(notice_item(text))
+    return out
