@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -118,6 +118,24 @@ class StreamSettings(BaseModel):
     max_hold_chars: int = Field(default=4096, gt=0)
 
 
+class ResponseStateSettings(BaseModel):
+    """What the proxy remembers per Responses API response, so `previous_response_id` keeps taint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["memory", "redis", "postgres"] = "memory"  # redis / postgres: shared by replicas
+    url: SecretStr | None = None  # redis://host:6379/0 or postgresql://user@host:5432/db
+    ttl_s: float = Field(default=30 * 24 * 3600, gt=0)  # how long a response can be continued
+    max_entries: int = Field(default=100_000, gt=0)  # memory backend: least recently used go first
+    max_chars: int = Field(default=500_000, gt=0)  # per response; older text collapses to "untrusted"
+
+    @model_validator(mode="after")
+    def _url_for_shared(self) -> ResponseStateSettings:
+        if self.backend != "memory" and self.url is None:
+            raise ValueError(f"response_state.backend {self.backend!r} needs response_state.url")
+        return self
+
+
 DEFAULT_STAGES = ("limits", "quarantine", "injection", "tool_scope", "segregation", "output_leak")
 
 
@@ -159,6 +177,7 @@ class Settings(BaseSettings):
     stages: list[StageSettings] = Field(default_factory=default_stages)
     evidence_dir: Path = Path("evidence")  # GUARDPROXY_EVIDENCE_DIR
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    response_state: ResponseStateSettings = Field(default_factory=ResponseStateSettings)
     log_level: str = "info"
 
     @property

@@ -205,6 +205,18 @@ _ITEMS: dict[str, Any] = {
 }
 
 
+def read_items(items: list[Any]) -> list[Segment]:
+    """Segments of output items (a reply the proxy will remember): anything unreadable is untrusted."""
+    r = _Reader()
+    for i, item in enumerate(items):
+        try:
+            r.item(i, item)
+        except InvalidRequest:
+            r.opaque(("output", i), "tool", Provenance("unreadable_item", str(item.get("type"))
+                                                       if isinstance(item, dict) else None))
+    return r.segments
+
+
 def tool_name(entry: dict[str, Any]) -> str:
     """The name a key's policy knows a tool by: its own name, a hosted tool's type, `mcp:<label>`."""
     kind = entry.get("type")
@@ -237,6 +249,8 @@ def _tools(body: dict[str, Any]) -> tuple[ToolSpec, ...]:
 
 def parse(body: dict[str, Any]) -> Conversation:
     """Validate a Responses request and label every text the model will read."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise InvalidRequest("model is required and must be a string", param="model", code="missing_model")
     stream = body.get("stream", False)

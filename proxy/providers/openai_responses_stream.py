@@ -185,14 +185,22 @@ class ResponsesCodec:
             self._sent_items[int(data["output_index"])] = item
         return data
 
+    def synthetic(self, kind: str, fields: dict[str, Any]) -> ServerSentEvent:
+        """An event the proxy writes itself, numbered in this stream."""
+        return self._emit({"type": kind, **fields})
+
+    def whole_item(self, item: dict[str, Any]) -> list[ServerSentEvent]:
+        return self._item_events(item)
+
     def _item_events(self, item: dict[str, Any]) -> list[ServerSentEvent]:
         """A whole item the proxy sends itself (a released call, a notice), at the next index."""
         index = len(self._index)
         self._index[-1 - index] = index  # a slot no upstream index uses
         self._changed = True
-        where = {"item_id": item["id"], "output_index": index}
+        where = {"item_id": item.get("id"), "output_index": index}
         out = []
-        if item["type"] == "message":
+        kind = item.get("type")
+        if kind == "message" and item.get("content") and item["content"][0].get("type") == "output_text":
             text = item["content"][0]["text"]
             part = item["content"][0]
             out = [{"type": "response.output_item.added", "output_index": index,
@@ -201,14 +209,16 @@ class ResponsesCodec:
                    {"type": "response.output_text.delta", **where, "content_index": 0, "delta": text, "logprobs": []},
                    {"type": "response.output_text.done", **where, "content_index": 0, "text": text, "logprobs": []},
                    {"type": "response.content_part.done", **where, "content_index": 0, "part": part}]
-        else:
-            field = "input" if item["type"] == "custom_tool_call" else "arguments"
-            name = "custom_tool_call_input" if item["type"] == "custom_tool_call" else "function_call_arguments"
+        elif kind in CALL_ITEMS:
+            field = "input" if kind == "custom_tool_call" else "arguments"
+            name = "custom_tool_call_input" if kind == "custom_tool_call" else "function_call_arguments"
             value = str(item.get(field) or "")
             out = [{"type": "response.output_item.added", "output_index": index,
                     "item": item | {"status": "in_progress", field: ""}},
                    {"type": f"response.{name}.delta", **where, "delta": value},
                    {"type": f"response.{name}.done", **where, field: value}]
+        else:  # a provider-run tool's item, a reasoning item: whole as it is
+            out = [{"type": "response.output_item.added", "output_index": index, "item": item}]
         out.append({"type": "response.output_item.done", "output_index": index, "item": item})
         self._sent_items[index] = item
         return [self._emit(e) for e in out]

@@ -102,7 +102,8 @@ def _turns(item: dict[str, Any], names: dict[str, str]) -> list[Turn]:
         return [Turn("tool", text_of(item.get("output")), tool=names.get(str(item.get("call_id"))))]
     if kind == "file_search_call":
         results = item.get("results")
-        text = "\n".join(r["text"] for r in (results if isinstance(results, list) else []) if isinstance(r, dict) and isinstance(r.get("text"), str))
+        found = results if isinstance(results, list) else []
+        text = "\n".join(r["text"] for r in found if isinstance(r, dict) and isinstance(r.get("text"), str))
         return [Turn("tool", text, tool="file_search")] if text else []
     return []
 
