@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from proxy import __version__
+from proxy import __version__, responses_routes
 from proxy.admission import Admission
 from proxy.body import read_json
 from proxy.errors import GuardProxyError, InvalidRequest, NotFound
@@ -163,8 +163,12 @@ def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies:
             return await relay_chat(request, api)
         return handler
 
+    # The Responses API mounts its own routes: its POST restores and keeps the response state.
+    responses_routes.add_routes(app, settings, policies)
+    mounted = {getattr(r, "path", None) for r in app.routes}
     for api in APIS.values():
-        app.add_api_route(api.route, route(api), methods=["POST"], name=api.name)
+        if api.route not in mounted:
+            app.add_api_route(api.route, route(api), methods=["POST"], name=api.name)
 
     async def relay_chat(request: Request, provider: WireAPI) -> Response:
         received = time.perf_counter()
@@ -203,6 +207,19 @@ def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies:
             await response.aclose()
         return Response(data, status_code=response.status_code, headers=relay_headers(response.headers))
 
+    @app.get("/v1/models/{model_id}")
+    async def model(request: Request, model_id: str) -> Response:
+        policies.current.authenticate(api_key_from(request.headers))
+        return await _forwarded(request, "GET", f"/models/{model_id}", APIS["openai.chat"])
+
+    @app.post("/v1/messages/count_tokens")
+    async def count_tokens(request: Request) -> Response:
+        # Counting reads nothing into a model: authenticated and forwarded, not guarded.
+        policies.current.authenticate(api_key_from(request.headers))
+        raw, _ = await read_json(request, max_bytes=settings.max_body_bytes,
+                                 timeout_s=settings.timeouts.client_body_s)
+        return await _forwarded(request, "POST", "/messages/count_tokens", APIS["anthropic.messages"], raw)
+
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
         body, content_type = request.app.state.telemetry.render_metrics()
@@ -229,6 +246,17 @@ def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies:
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
+async def _forwarded(request: Request, method: str, path: str, api: WireAPI, body: bytes | None = None) -> Response:
+    upstream: Upstream = request.app.state.upstream
+    headers = upstream.headers(request.headers, has_body=body is not None, auth=api.upstream_auth)
+    response = await upstream.send(method, path, content=body, headers=headers, vendor=api.vendor)
+    try:
+        data = await response.aread()
+    finally:
+        await response.aclose()
+    return Response(data, status_code=response.status_code, headers=relay_headers(response.headers))
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GuardProxyError)
     async def on_guardproxy_error(request: Request, exc: GuardProxyError) -> JSONResponse:
@@ -237,7 +265,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
-            error: GuardProxyError = NotFound(f"no route for {request.method} {request.url.path}")
+            route = f"{request.method} {request.url.path}"
+            error: GuardProxyError = NotFound(f"guardproxy does not serve {route}: unsupported endpoint",
+                                              code="unsupported_endpoint")
         else:
             error = InvalidRequest(str(exc.detail), status_code=exc.status_code, code="http_error")
         return _error_response(request, error)

@@ -20,6 +20,7 @@ expires after `ttl_s`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import OrderedDict
@@ -44,10 +45,12 @@ class Remembered:
     findings: tuple[str, ...] = ()  # rule ids found anywhere in the conversation so far
     withheld_calls: tuple[str, ...] = ()  # call ids the provider made but the client never got
     complete: bool = True  # False: the proxy never saw this response's output (background)
+    calls: tuple[tuple[str, str], ...] = ()  # (call id, tool name) of every call made so far
 
     def to_json(self) -> str:
         return json.dumps({"v": FORMAT, "segments": self.segments, "tools": self.tools, "findings": self.findings,
-                           "withheld_calls": self.withheld_calls, "complete": self.complete},
+                           "withheld_calls": self.withheld_calls, "complete": self.complete,
+                           "calls": self.calls},
                           ensure_ascii=False, separators=(",", ":"))
 
     @staticmethod
@@ -58,9 +61,10 @@ class Remembered:
             return None
         if not isinstance(data, dict) or data.get("v") != FORMAT:
             return None  # a record this version cannot read counts as unknown: tainted
+        calls = tuple((str(c[0]), str(c[1])) for c in data.get("calls") or () if isinstance(c, list) and len(c) == 2)
         return Remembered(tuple(data.get("segments") or ()), tuple(data.get("tools") or ()),
                           tuple(data.get("findings") or ()), tuple(data.get("withheld_calls") or ()),
-                          bool(data.get("complete", False)))
+                          bool(data.get("complete", False)), calls)
 
 
 def segment_record(seg: Segment) -> dict[str, Any]:
@@ -94,7 +98,16 @@ def with_history(conv: Conversation, remembered: Remembered | None, reference: s
         if not remembered.complete:
             prior.append(Segment(0, "tool", "", Trust.UNTRUSTED, Provenance("unseen_output", reference),
                                  Location((CONTEXT_ROOT, "history", len(prior)))))
-    return conv.with_segments([*prior, *conv.segments])
+    names = dict(remembered.calls) if remembered else {}
+    return conv.with_segments([*prior, *(_named(s, names) for s in conv.segments)])
+
+
+def _named(seg: Segment, names: dict[str, str]) -> Segment:
+    """A tool output answering a call made in an earlier turn gets that tool's name as its source."""
+    p = seg.provenance
+    if p.source is None and p.tool_call_id in names:
+        return dataclasses.replace(seg, provenance=dataclasses.replace(p, source=names[str(p.tool_call_id)]))
+    return seg
 
 
 def _segment(n: int, r: dict[str, Any]) -> Segment:
@@ -122,7 +135,13 @@ def remember(exchange: Exchange, response: dict[str, Any], previous: Remembered 
     if got is not None:
         sent = {c.id for c in got.tool_calls}
         withheld = {c.id for c in got.withheld} | {c.id for c in getattr(upstream, "tool_calls", ())} - sent
+    calls = dict(previous.calls if previous else ())
+    for item in [*(received.raw.get("input") or [] if isinstance(received.raw.get("input"), list) else []),
+                 *(output if isinstance(output, list) else [])]:
+        if isinstance(item, dict) and isinstance(item.get("call_id"), str) and isinstance(item.get("name"), str):
+            calls[item["call_id"]] = item["name"]
     return Remembered(
+        calls=tuple(calls.items()),
         segments=tuple(bounded(segments, max_chars)),
         tools=tuple(t.raw for t in exchange.conversation.tools),
         findings=tuple(findings),

@@ -99,6 +99,40 @@ class AnthropicAgent:
             {"type": "tool_result", "tool_use_id": c.id, "content": r} for c, r in pairs]})
 
 
+class ResponsesAgent:
+    """OpenAI's Responses API the way agent SDKs use it: the history stays at the provider, each
+    turn sends only what is new and `previous_response_id` (so the proxy's response state is what
+    keeps the taint)."""
+
+    def __init__(self, client: openai.OpenAI) -> None:
+        self.client = client
+        self.instructions = ""
+        self.tools: list[dict[str, Any]] = []
+        self.pending: list[dict[str, Any]] = []
+        self.previous: str | None = None
+
+    def start(self, suite: Suite, prompt: str) -> None:
+        self.instructions = suite.system
+        self.tools = [{"type": "function", **t["function"]} for t in suite.tool_specs()]
+        self.pending = [{"role": "user", "content": prompt}]
+        self.previous = None
+
+    def ask(self) -> Reply:
+        try:
+            out = self.client.responses.create(model="sim-gpt", instructions=self.instructions,
+                                               input=self.pending, tools=self.tools,  # type: ignore[arg-type]
+                                               previous_response_id=self.previous)
+        except openai.APIStatusError as exc:
+            return Reply(error=f"{exc.status_code} {exc.code}: {exc.message[:200]}")
+        self.previous = out.id
+        calls = [Call(o.call_id, o.name, _args(o.arguments)) for o in out.output if o.type == "function_call"]
+        return Reply(out.output_text, calls)
+
+    def answer(self, reply: Reply, results: list[str]) -> None:
+        self.pending = [{"type": "function_call_output", "call_id": c.id, "output": r}
+                        for c, r in zip(reply.calls, results, strict=True)]
+
+
 def _args(raw: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)

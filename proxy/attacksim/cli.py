@@ -33,7 +33,7 @@ def simulate(*, detect: bool, taint_mode: str, suites: list[str] | None, limit: 
     import openai
 
     from proxy import serving
-    from proxy.attacksim.agents import Agent, AnthropicAgent, OpenAIAgent
+    from proxy.attacksim.agents import Agent, AnthropicAgent, OpenAIAgent, ResponsesAgent
     from proxy.simulator import start_in_thread as start_simulator
 
     loaded = load_suites(suites)
@@ -52,6 +52,8 @@ def simulate(*, detect: bool, taint_mode: str, suites: list[str] | None, limit: 
             if api == "anthropic":
                 base = proxy.url.removesuffix("/v1")
                 agent = AnthropicAgent(anthropic.Anthropic(base_url=base, api_key="attack-sim", max_retries=0))
+            elif api == "responses":
+                agent = ResponsesAgent(openai.OpenAI(base_url=proxy.url, api_key="attack-sim", max_retries=0))
             else:
                 agent = OpenAIAgent(openai.OpenAI(base_url=proxy.url, api_key="attack-sim", max_retries=0))
             return run_suites(agent, loaded, limit, progress)
@@ -66,14 +68,14 @@ def command(
     suite: Annotated[list[str] | None, typer.Option(help="Only these suites (repeatable).")] = None,
     limit: Annotated[int | None, typer.Option(help="At most N tasks and N injections per suite.")] = None,
     format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
-    api: Annotated[str, typer.Option(help="openai (chat completions) or anthropic (messages).")] = "openai",
+    api: Annotated[str, typer.Option(help="openai (chat completions), anthropic (messages) or responses.")] = "openai",
 ) -> None:
     """Run the attack simulation and print attack success rate and utility."""
     if taint_mode not in ("argument_provenance", "drop_side_effects"):
         raise typer.BadParameter("--taint-mode must be argument_provenance or drop_side_effects")
     err = Console(stderr=True)
-    if api not in ("openai", "anthropic"):
-        raise typer.BadParameter("--api must be openai or anthropic")
+    if api not in ("openai", "anthropic", "responses"):
+        raise typer.BadParameter("--api must be openai, anthropic or responses")
     report = simulate(detect=not no_detect, taint_mode=taint_mode, suites=suite, limit=limit, api=api,
                       progress=lambda msg: err.print(f"[dim]ran {msg}[/dim]"))
     result = report.as_dict()

@@ -36,8 +36,9 @@ from __future__ import annotations
 from proxy.providers.anthropic_messages import ANTHROPIC
 from proxy.providers.base import WireAPI
 from proxy.providers.openai_chat import OPENAI
+from proxy.providers.openai_responses import RESPONSES
 
-_REGISTERED: tuple[WireAPI, ...] = (OPENAI, ANTHROPIC)
+_REGISTERED: tuple[WireAPI, ...] = (OPENAI, ANTHROPIC, RESPONSES)
 
 APIS: dict[str, WireAPI] = {api.name: api for api in _REGISTERED}
 ROUTES: dict[str, WireAPI] = {api.route: api for api in _REGISTERED}

@@ -23,7 +23,10 @@ from typing import Any
 from proxy.errors import InvalidRequest
 from proxy.model import Conversation, Location, Provenance, Segment, ToolSpec, Trust
 from proxy.providers import jsonpath
+from proxy.providers.base import RequestParams, WireAPI
 from proxy.providers.markup import split_marked
+from proxy.providers.openai_responses_output import parse_output, render_output
+from proxy.providers.openai_responses_stream import ResponsesCodec
 
 API = "openai.responses"
 VENDOR = "openai"
@@ -271,7 +274,7 @@ def parse(body: dict[str, Any]) -> Conversation:
             r.item(i, item)
     elif raw is not None:
         raise _refuse("input must be a string or an array of input items", ("input",))
-    return Conversation(provider=VENDOR, model=body["model"], stream=stream, segments=tuple(r.segments),
+    return Conversation(api=API, vendor=VENDOR, model=body["model"], stream=stream, segments=tuple(r.segments),
                         tools=_tools(body), raw=body)
 
 
@@ -329,3 +332,41 @@ def _write_tools(body: dict[str, Any], tools: tuple[ToolSpec, ...]) -> None:
         body.pop("tool_choice")
     elif isinstance(choice, dict) and tool_name(choice) not in names | {"None"}:
         body["tool_choice"] = "auto"
+
+
+def request_params(raw: dict[str, Any]) -> RequestParams:
+    fmt = raw.get("text", {}).get("format") if isinstance(raw.get("text"), dict) else None
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    tokens, temperature, top_p = raw.get("max_output_tokens"), raw.get("temperature"), raw.get("top_p")
+
+    def number(value: Any) -> float | None:
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    return RequestParams(
+        max_tokens=tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None,
+        temperature=number(temperature), top_p=number(top_p),
+        output_type=("text" if kind == "text" else "json") if kind in ("text", "json_object", "json_schema") else None,
+        api_type="responses",
+    )
+
+
+def message_count(raw: dict[str, Any]) -> int:
+    items = raw.get("input")
+    return len(items) if isinstance(items, list) else 1
+
+
+RESPONSES = WireAPI(
+    name=API,
+    vendor=VENDOR,
+    route="/v1/responses",
+    upstream_path="/responses",
+    parse=parse,
+    render=render,
+    parse_output=parse_output,
+    render_output=render_output,
+    stream_codec=ResponsesCodec,
+    error_body=lambda error, request_id: error.body(request_id),
+    request_params=request_params,
+    message_count=message_count,
+    stopped_reason="content_filter",
+)

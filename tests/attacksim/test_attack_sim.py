@@ -41,3 +41,11 @@ def test_the_anthropic_api_is_held_to_the_same_targets() -> None:
     result = simulate(detect=False, taint_mode="argument_provenance", suites=["banking"], limit=3,
                       api="anthropic").as_dict()
     assert result["pairs"] == 9 and result["asr"] == 0.0 and result["utility"] == 1.0
+
+
+def test_the_responses_api_keeps_taint_across_previous_response_id() -> None:
+    # The agent sends only new items plus previous_response_id: the proxy's response state is
+    # all that carries the retrieved content's taint from one turn to the next.
+    result = simulate(detect=False, taint_mode="argument_provenance", suites=["banking"], limit=3,
+                      api="responses").as_dict()
+    assert result["pairs"] == 9 and result["asr"] == 0.0 and result["utility"] == 1.0
