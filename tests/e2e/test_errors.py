@@ -167,7 +167,8 @@ def test_blocking_guard_is_a_400_guardrail_violation(start_proxy: Any, sim: Simu
 
 def test_unknown_route_is_404_in_openai_shape(proxy: ProxyHandle) -> None:
     r = httpx.get(proxy.url + "/nope")
-    assert_error(r, 404, "not_found")
+    assert_error(r, 404, "unsupported_endpoint")
+    assert "GET /v1/nope" in r.json()["error"]["message"]
 
 
 def test_key_never_in_error_bodies(client: openai.OpenAI, sim: SimulatorHandle) -> None:

@@ -151,7 +151,7 @@ def test_unknown_previous_response_is_tainted(keyed: ProxyHandle, other_replica:
 
 
 def test_retrieved_response_is_judged_too(keyed: ProxyHandle, other_replica: ProxyHandle) -> None:
-    first, raw = _poisoned_turn(mailer(keyed))
+    _, raw = _poisoned_turn(mailer(keyed))
     rid = raw.parse().id
     for proxy in (keyed, other_replica):  # known history, and none at all
         retrieved = mailer(proxy).responses.retrieve(rid)

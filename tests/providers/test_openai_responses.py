@@ -64,7 +64,7 @@ def test_parse_labels_every_item_with_trust_and_provenance() -> None:
         (Trust.USER, "user", None, " ok"),
     ]
     assert [t.name for t in conv.tools] == ["send_email", "web_search", "mcp:gh"]
-    assert conv.provider == "openai" and conv.model == "m"
+    assert (conv.api, conv.vendor, conv.model) == ("openai.responses", "openai", "m")
 
 
 def test_render_is_lossless_and_leaves_context_segments_out() -> None:

@@ -11,8 +11,9 @@ from proxy.providers.base import PhasePlan
 
 
 def test_each_api_is_registered_under_its_name_and_route() -> None:
-    assert set(APIS) == {"openai.chat", "anthropic.messages"}
+    assert set(APIS) == {"openai.chat", "anthropic.messages", "openai.responses"}
     assert ROUTES["/v1/chat/completions"] is APIS["openai.chat"]
+    assert ROUTES["/v1/responses"] is APIS["openai.responses"]
     assert ROUTES["/v1/messages"] is APIS["anthropic.messages"]
     for name, api in APIS.items():
         assert api.name == name and api.vendor == name.split(".")[0]
@@ -22,6 +23,7 @@ def test_the_api_a_conversation_names_parses_it_again() -> None:
     bodies = {
         "openai.chat": {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
         "anthropic.messages": {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+        "openai.responses": {"model": "m", "input": "hi"},
     }
     for name, body in bodies.items():
         conv = APIS[name].parse(body)
