@@ -16,9 +16,11 @@ one. `?stream=true` (resume) is served as the judged response's events, numbered
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -34,11 +36,12 @@ from proxy.providers import openai_responses as adapter
 from proxy.providers.openai_responses_output import parse_output, render_output
 from proxy.providers.openai_responses_stream import ResponsesCodec
 from proxy.relay import ChatRelay, blocked_error, guard_headers
-from proxy.response_state import Remembered, open_state, remember, with_history
+from proxy.response_state import Remembered, StateStore, open_state, remember, with_history
 from proxy.settings import Settings
 from proxy.streaming import encode_event
 from proxy.upstream import Upstream, relay_headers
 
+log = logging.getLogger("guardproxy.responses")
 WITHHELD_OUTPUT = "[guardproxy] This call was withheld by policy and was not run."
 _ENDS = ("response.completed", "response.incomplete")
 
@@ -63,7 +66,7 @@ def add_routes(app: FastAPI, settings: Settings, policies: PolicyStore) -> None:
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object")
         reference, key = _reference(body)
-        remembered = await state.get(key) if key else None
+        remembered = await _recall(state, key)
         body, injected = _answer_withheld(body, remembered)
         if injected:
             raw = json.dumps(body).encode()
@@ -87,11 +90,14 @@ def add_routes(app: FastAPI, settings: Settings, policies: PolicyStore) -> None:
         async def keep(final: dict[str, Any]) -> None:
             record = remember(exchange, final, remembered, settings.response_state.max_chars)
             rid = final.get("id")
-            if isinstance(rid, str) and body.get("store", True) is not False:
-                await state.put(rid, record)
-            conv_key = _conversation_key(body)
-            if conv_key:
-                await state.put(conv_key, record)
+            try:
+                if isinstance(rid, str) and body.get("store", True) is not False:
+                    await state.put(rid, record)
+                conv_key = _conversation_key(body)
+                if conv_key:
+                    await state.put(conv_key, record)
+            except Exception:  # the next turn then finds no state: it counts as tainted, never clean
+                log.exception("response state not kept for %s", rid)
 
         if isinstance(response, StreamingResponse):
             response.body_iterator = _remembering(response.body_iterator, keep)
@@ -101,8 +107,8 @@ def add_routes(app: FastAPI, settings: Settings, policies: PolicyStore) -> None:
 
     async def forward(request: Request, method: str, path: str) -> tuple[int, Any, dict[str, str]]:
         upstream: Upstream = request.app.state.upstream
-        query = {k: v for k, v in request.query_params.items() if k != "stream"}
-        suffix = ("?" + "&".join(f"{k}={v}" for k, v in query.items())) if query else ""
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "stream"]
+        suffix = ("?" + urlencode(query)) if query else ""
         response = await upstream.send(method, path + suffix, headers=upstream.headers(
             request.headers, has_body=method == "POST", auth=adapter.RESPONSES.upstream_auth),
             content=b"{}" if method == "POST" else None, vendor=adapter.VENDOR)
@@ -122,7 +128,7 @@ def add_routes(app: FastAPI, settings: Settings, policies: PolicyStore) -> None:
         status, data, headers = await forward(request, method, path)
         if status != 200 or not isinstance(data, dict):
             return _relayed(status, data, headers)
-        remembered = await state.get(rid)
+        remembered = await _recall(state, rid)
         data, exchange = await _judge_retrieved(request, data, remembered, rid, policy, client, attributes)
         if remembered is not None and not remembered.complete and data.get("status") not in ("queued", "in_progress"):
             await state.put(rid, remember(exchange, data, remembered, settings.response_state.max_chars))
@@ -157,6 +163,17 @@ def add_routes(app: FastAPI, settings: Settings, policies: PolicyStore) -> None:
         authenticate(request)
         status, data, headers = await forward(request, "GET", f"/responses/{response_id}/input_items")
         return _relayed(status, data, headers)
+
+
+async def _recall(state: StateStore, key: str | None) -> Remembered | None:
+    """The remembered turn, or None (unknown: tainted) when there is none or the store fails."""
+    if key is None:
+        return None
+    try:
+        return await state.get(key)
+    except Exception:
+        log.exception("response state unreadable for %s: treated as unknown history", key)
+        return None
 
 
 def _relayed(status: int, data: Any, headers: dict[str, str]) -> Response:
@@ -252,7 +269,7 @@ async def _judge_retrieved(
         except GuardProxyError:
             raise
         except Exception:  # an observer's failure must not break the answer
-            pass
+            log.exception("observer failed for %s", exchange.request_id)
     if verdict.kind is VerdictKind.BLOCK:
         raise blocked_error(verdict, exchange)
     if verdict.kind is VerdictKind.TRANSFORM and exchange.output is not None:
