@@ -76,11 +76,11 @@ def main() -> None:
     procs = [start([str(BIN / "guardproxy"), "simulate", "--port", str(sim_port)])]
     upstream = f"http://127.0.0.1:{sim_port}/v1"
     try:
-        wait_ready(upstream + "/models")
+        wait_ready(upstream + "/models", procs[0])
         procs.append(start([str(BIN / "guardproxy"), "serve", "--port", str(proxy_port), "--upstream", upstream],
                            {"GUARDPROXY_LOG_LEVEL": "warning"}))
         proxy = f"http://127.0.0.1:{proxy_port}/v1"
-        wait_ready(proxy.removesuffix("/v1") + "/healthz")
+        wait_ready(proxy.removesuffix("/v1") + "/healthz", procs[1])
         pid = procs[1].pid
         targets = {
             "chat direct": (upstream + "/chat/completions", chat_body(), None),
