@@ -1,8 +1,9 @@
 """OpenAI Responses API answers <-> Output: every output item read, withheld calls written out.
 
 Message text (output_text and refusal parts of every `message` item) is the Output's text, for the
-output guards; `function_call` and `custom_tool_call` items are its tool calls, for tool scopes and
-argument provenance (a custom tool's free-form input is judged as `{"input": ...}`). Items a hosted
+output guards; `function_call`, `custom_tool_call` and `mcp_approval_request` items are its tool
+calls, for tool scopes and argument provenance (a custom tool's free-form input is judged as
+`{"input": ...}`, an approval request as a call of `mcp:<server_label>`). Items a hosted
 tool produced at the provider (`web_search_call`, `file_search_call`, `mcp_call`,
 `code_interpreter_call`...) are not calls the client makes; they are returned by `hosted_results`
 so the response state can label them untrusted for the next turn.
@@ -20,12 +21,17 @@ from typing import Any
 
 from proxy.model import Output, ToolCall
 
-CALL_ITEMS = frozenset({"function_call", "custom_tool_call"})
+CALL_ITEMS = frozenset({"function_call", "custom_tool_call", "mcp_approval_request"})
 NOTICE_ID = "msg_guardproxy_notice"
 
 
 def call_of(item: dict[str, Any], index: int) -> ToolCall:
     """A call item as the ToolCall the guards judge (its `call_id` is the id the client answers to)."""
+    if item.get("type") == "mcp_approval_request":
+        # The client is asked to approve a call a remote MCP server will then run: it is judged as a
+        # call of that server's tool (`mcp:<label>`), so the key's scope and argument provenance apply.
+        return ToolCall(id=str(item.get("id") or ""), name=f"mcp:{item.get('server_label')}",
+                        arguments=str(item.get("arguments") or ""), index=index)
     if item.get("type") == "custom_tool_call":
         arguments = json.dumps({"input": item.get("input") if isinstance(item.get("input"), str) else ""})
     else:

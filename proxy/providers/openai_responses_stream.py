@@ -209,7 +209,7 @@ class ResponsesCodec:
                    {"type": "response.output_text.delta", **where, "content_index": 0, "delta": text, "logprobs": []},
                    {"type": "response.output_text.done", **where, "content_index": 0, "text": text, "logprobs": []},
                    {"type": "response.content_part.done", **where, "content_index": 0, "part": part}]
-        elif kind in CALL_ITEMS:
+        elif kind in ("function_call", "custom_tool_call"):
             field = "input" if kind == "custom_tool_call" else "arguments"
             name = "custom_tool_call_input" if kind == "custom_tool_call" else "function_call_arguments"
             value = str(item.get(field) or "")

