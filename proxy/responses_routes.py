@@ -202,7 +202,9 @@ def _answer_withheld(body: dict[str, Any], remembered: Remembered | None) -> tup
     if remembered is None or not remembered.withheld_calls:
         return body, set()
     items = body.get("input")
-    items = [{"type": "message", "role": "user", "content": items}] if isinstance(items, str) else list(items or [])
+    if isinstance(items, str):
+        items = [{"type": "message", "role": "user", "content": items}]
+    items = list(items) if isinstance(items, list) else []
     answered = {i.get("call_id") for i in items if isinstance(i, dict)}
     missing = [c for c in remembered.withheld_calls if c not in answered]
     if not missing:

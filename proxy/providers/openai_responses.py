@@ -86,7 +86,7 @@ class _Reader:
             raise _refuse(f"{_field(path)} must be a string or an array of content parts", path)
         for j, part in enumerate(content):
             at = (*path, j)
-            kind = part.get("type") if isinstance(part, dict) else None
+            kind = _word(part.get("type")) if isinstance(part, dict) else None
             if kind in _TEXT_PARTS and isinstance(part.get("text"), str):
                 self.text((*at, "text"), part["text"], role, trust, prov)
             elif kind == "refusal" and isinstance(part.get("refusal"), str):
@@ -103,12 +103,22 @@ class _Reader:
         at: Path = ("input", i)
         if not isinstance(item, dict):
             raise _refuse(f"input[{i}] must be an object", at)
-        kind = item.get("type", "message" if "role" in item else None)
+        kind = _word(item.get("type", "message" if "role" in item else None))
         reader = _ITEMS.get(str(kind))
         if reader is None:
             raise _refuse(f"unsupported input item type {kind!r} at input[{i}]; guardproxy refuses shapes it "
                           f"cannot inspect (supported: {', '.join(sorted(_ITEMS))})", (*at, "type"))
         reader(self, at, item)
+
+
+def _word(value: Any) -> str | None:
+    """A type / role field as a string, or None: a list or object there is refused, not a crash."""
+    return value if isinstance(value, str) else None
+
+
+def _array(value: Any) -> list[Any]:
+    """A list field, or nothing: a hostile scalar where a list belongs is not read (and not a 500)."""
+    return value if isinstance(value, list) else []
 
 
 def _source(part: dict[str, Any]) -> str | None:
@@ -120,7 +130,7 @@ def _source(part: dict[str, Any]) -> str | None:
 
 
 def _message(r: _Reader, at: Path, item: dict[str, Any]) -> None:
-    role = item.get("role")
+    role = _word(item.get("role"))
     if role not in _ROLE_TRUST:
         raise _refuse(f"{_field(at)}.role must be one of {', '.join(_ROLE_TRUST)}; got {role!r}", (*at, "role"))
     r.content((*at, "content"), item.get("content"), str(role), _ROLE_TRUST[str(role)], Provenance(str(role)))
@@ -147,7 +157,7 @@ def _tool_output(r: _Reader, at: Path, item: dict[str, Any]) -> None:
 
 
 def _reasoning(r: _Reader, at: Path, item: dict[str, Any]) -> None:
-    for k, part in enumerate(item.get("summary") or []):
+    for k, part in enumerate(_array(item.get("summary"))):
         if isinstance(part, dict) and isinstance(part.get("text"), str):
             r.text((*at, "summary", k, "text"), part["text"], "assistant", Trust.USER, Provenance("assistant"))
 
@@ -170,7 +180,7 @@ def _hosted_result(kind: str) -> Any:
 
 def _hosted_texts(kind: str, item: dict[str, Any], at: Path) -> Iterator[tuple[Path, str]]:
     if kind == "file_search_call":
-        for k, result in enumerate(item.get("results") or []):
+        for k, result in enumerate(_array(item.get("results"))):
             if isinstance(result, dict) and isinstance(result.get("text"), str):
                 yield (*at, "results", k, "text"), result["text"]
     elif kind == "mcp_call":
@@ -178,11 +188,11 @@ def _hosted_texts(kind: str, item: dict[str, Any], at: Path) -> Iterator[tuple[P
             if isinstance(item.get(key), str):
                 yield (*at, key), item[key]
     elif kind == "mcp_list_tools":
-        for k, tool in enumerate(item.get("tools") or []):
+        for k, tool in enumerate(_array(item.get("tools"))):
             if isinstance(tool, dict) and isinstance(tool.get("description"), str):
                 yield (*at, "tools", k, "description"), tool["description"]
     elif kind == "code_interpreter_call":
-        for k, out in enumerate(item.get("outputs") or []):
+        for k, out in enumerate(_array(item.get("outputs"))):
             if isinstance(out, dict) and isinstance(out.get("logs"), str):
                 yield (*at, "outputs", k, "logs"), out["logs"]
 
@@ -223,6 +233,8 @@ def read_items(items: list[Any]) -> list[Segment]:
 def tool_name(entry: dict[str, Any]) -> str:
     """The name a key's policy knows a tool by: its own name, a hosted tool's type, `mcp:<label>`."""
     kind = entry.get("type")
+    if not isinstance(kind, str):
+        return str(entry.get("name"))
     if kind == "mcp":
         return f"mcp:{entry.get('server_label')}"
     if kind in HOSTED_TOOLS:
@@ -238,7 +250,7 @@ def _tools(body: dict[str, Any]) -> tuple[ToolSpec, ...]:
         raise _refuse("tools must be an array", ("tools",))
     specs = []
     for k, entry in enumerate(raw):
-        kind = entry.get("type") if isinstance(entry, dict) else None
+        kind = _word(entry.get("type")) if isinstance(entry, dict) else None
         if kind in ("function", "custom"):
             if not isinstance(entry.get("name"), str) or not entry["name"]:
                 raise _refuse(f"tools[{k}].name is required", ("tools", k, "name"))

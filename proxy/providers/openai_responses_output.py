@@ -52,8 +52,10 @@ def message_text(item: dict[str, Any]) -> str:
 
 
 def _items(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """Output items; one whose `type` is not a string (a hostile upstream) is read as no known type."""
     output = response.get("output")
-    return [i for i in output if isinstance(i, dict)] if isinstance(output, list) else []
+    items = [i for i in output if isinstance(i, dict)] if isinstance(output, list) else []
+    return [i if isinstance(i.get("type"), str) else {**i, "type": "unknown"} for i in items]
 
 
 def parse_output(response: dict[str, Any]) -> Output:

@@ -67,6 +67,8 @@ class ResponsesCodec:
             self._done, self._final = True, data["response"] if isinstance(data.get("response"), dict) else {}
             return Part(PartKind.FINISH, event, data)
         item = data.get("item") if isinstance(data.get("item"), dict) else None
+        if item is not None and not isinstance(item.get("type"), str):
+            item = None
         if kind == "response.output_item.done" and item is not None:
             self._items[int(data.get("output_index", 0))] = item
         if kind in _TEXT_DELTAS and isinstance(data.get("delta"), str):
@@ -200,9 +202,10 @@ class ResponsesCodec:
         where = {"item_id": item.get("id"), "output_index": index}
         out = []
         kind = item.get("type")
-        if kind == "message" and item.get("content") and item["content"][0].get("type") == "output_text":
-            text = item["content"][0]["text"]
-            part = item["content"][0]
+        content = item.get("content")
+        first = content[0] if isinstance(content, list) and content else None
+        if kind == "message" and isinstance(first, dict) and first.get("type") == "output_text":
+            text, part = str(first.get("text") or ""), first
             out = [{"type": "response.output_item.added", "output_index": index,
                     "item": item | {"status": "in_progress", "content": []}},
                    {"type": "response.content_part.added", **where, "content_index": 0, "part": part | {"text": ""}},

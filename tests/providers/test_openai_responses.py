@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from httpx_sse import ServerSentEvent
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy.errors import InvalidRequest
 from proxy.model import Output, ToolCall, Trust
@@ -219,3 +221,27 @@ def test_an_mcp_approval_request_is_judged_as_a_call_of_its_server() -> None:
     out = parse_output(response)
     assert out.tool_calls == (ToolCall("apr_1", "mcp:crm", '{"to": "x@y.example"}'),)
     assert render_output(response, Output(text="[withheld]"))["output"][0]["type"] == "message"
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+                         st.sampled_from(["type", "role", "content", "text", "output", "call_id", "name", "summary",
+                                          "results", "tools", "outputs", "arguments", "id", "server_label"]),
+                         inner, max_size=5), max_leaves=20)
+_kinds = st.sampled_from(["message", "function_call", "function_call_output", "reasoning", "file_search_call",
+                          "mcp_call", "mcp_list_tools", "code_interpreter_call", "computer_call_output",
+                          "item_reference", "web_search_call", "hologram"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_kinds, st.dictionaries(st.sampled_from(
+    ["role", "content", "output", "summary", "results", "tools", "outputs", "call_id", "name"]), _json, max_size=4)),
+    max_size=4), _json)
+def test_hostile_shapes_are_refused_or_read_never_crash(items: Any, tools: Any) -> None:
+    body = {"model": "m", "input": [{"type": kind, **fields} for kind, fields in items], "tools": tools}
+    try:
+        conv = parse(body)
+    except InvalidRequest as exc:
+        assert exc.param
+        return
+    assert render(conv) is body or isinstance(render(conv), dict)
