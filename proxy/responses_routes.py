@@ -38,7 +38,7 @@ from proxy.providers.openai_responses_stream import ResponsesCodec
 from proxy.relay import ChatRelay, blocked_error, guard_headers
 from proxy.response_state import Remembered, StateStore, open_state, remember, with_history
 from proxy.settings import Settings
-from proxy.streaming import encode_event
+from proxy.streaming.sse import encode_event
 from proxy.upstream import Upstream, relay_headers
 
 log = logging.getLogger("guardproxy.responses")

@@ -51,7 +51,7 @@ def _field(path: Path) -> str:
 
 
 def _refuse(message: str, path: Path) -> InvalidRequest:
-    return InvalidRequest(message, param=_field(path), code="unsupported_shape")
+    return InvalidRequest(message, param=_field(path), code="uninspectable_content")
 
 
 class _Reader:
@@ -307,7 +307,12 @@ def _prompt_variables(r: _Reader, prompt: Any) -> None:
 def render(conv: Conversation) -> dict[str, Any]:
     """The body to forward: the client's JSON with rewritten texts / tools, context segments left out."""
     body_only = conv.with_segments([s for s in conv.segments if not _in_context(s)])
-    return jsonpath.rewritten(body_only, tool_name, _write_tools, _write_inserts)
+    return jsonpath.rewritten(body_only, _tool_names, _write_tools, _write_inserts)
+
+
+def _tool_names(body: dict[str, Any]) -> list[Any]:
+    tools = body.get("tools")
+    return [tool_name(t) for t in tools if isinstance(t, dict)] if isinstance(tools, list) else []
 
 
 def _in_context(seg: Segment) -> bool:

@@ -43,12 +43,22 @@ class ResponsesCodec:
         self._final: dict[str, Any] | None = None
         self._done = False
         self._upstream_text: list[str] = []
+        self._open: tuple[str, int] | None = None  # the message item sent but not finished: (id, index)
 
     @property
     def done(self) -> bool:
         return self._done
 
     # --- reading ------------------------------------------------------------------------------------
+
+    def channels(self) -> list[int]:
+        return [0]  # one response, one output stream
+
+    def must_resend(self, channel: int) -> bool:
+        return False
+
+    def parts(self, event: ServerSentEvent) -> list[Part]:
+        return [self.classify(event)]
 
     def classify(self, event: ServerSentEvent) -> Part:
         try:
@@ -80,7 +90,7 @@ class ResponsesCodec:
             return Part(PartKind.BOUNDARY, event, data)
         return Part(PartKind.PASS, event, data)
 
-    def output(self) -> Output:
+    def output(self, channel: int = 0) -> Output:
         """What the upstream sent so far, as the SDK would assemble it."""
         response = dict(self._final or self._response)
         if not isinstance(response.get("output"), list) or not response["output"] or self._final is None:
@@ -117,7 +127,8 @@ class ResponsesCodec:
             self._changed = True
         return self._emit(self._fitted(data))
 
-    def tool_events(self, calls: tuple[ToolCall, ...]) -> list[ServerSentEvent]:
+    def tool_events(self, calls: tuple[ToolCall, ...], channel: int = 0) -> list[ServerSentEvent]:
+        self._changed = True  # the held calls are sent anew: whatever is not among them was withheld
         by_id = {call_of(item, 0).id: item for item in self._items.values() if item.get("type") in CALL_ITEMS}
         out = []
         for call in calls:
@@ -126,14 +137,22 @@ class ResponsesCodec:
             out.extend(self._item_events(item))
         return out
 
-    def notice_events(self, text: str) -> list[ServerSentEvent]:
+    def notice_events(self, text: str, channel: int = 0) -> list[ServerSentEvent]:
         if not text:
             return []
         self._changed = True
+        if self._open is not None:  # text a guard rewrote: it belongs to the message being sent
+            item_id, index = self._open
+            data = {"type": "response.output_text.delta", "item_id": item_id, "output_index": index,
+                    "content_index": 0, "delta": text, "logprobs": []}
+            self._note_text(data, text)
+            return [self._emit(data)]
         return self._item_events(notice_item(text.lstrip("\n")))
 
-    def finish_event(self, part: Part, output: Output) -> ServerSentEvent:
+    def finish_event(self, part: Part, output: Output, trace: dict[str, Any] | None = None) -> ServerSentEvent:
         data = dict(part.data or {"type": "response.completed"})
+        if trace:
+            data["guardproxy"] = trace  # what the proxy withheld, readable by the client
         response = dict(data.get("response") or self._response)
         if self._changed:
             response["output"] = [self._sent_items[k] for k in sorted(self._sent_items)]
@@ -171,16 +190,23 @@ class ResponsesCodec:
             if index != upstream:
                 data = data | {"output_index": index}
         kind = data.get("type")
-        sent = self._sent_text.get(str(data.get("item_id") or (data.get("item") or {}).get("id")))
-        if sent is not None and kind in ("response.output_text.done", "response.refusal.done"):
+        added = data.get("item") if kind == "response.output_item.added" else None
+        if isinstance(added, dict) and added.get("type") == "message":
+            self._open = (str(added.get("id")), int(data["output_index"]))
+        elif kind == "response.output_item.done":
+            self._open = None
+        # A message's `.done` events carry the text its deltas actually took to the client: none at all
+        # when a guard held them back and sent its rewrite as its own message.
+        sent = self._sent_text.get(str(data.get("item_id") or (data.get("item") or {}).get("id")), "")
+        if kind in ("response.output_text.done", "response.refusal.done"):
             field = "text" if kind == "response.output_text.done" else "refusal"
             data = data | {field: sent}
-        elif sent is not None and kind == "response.content_part.done" and isinstance(data.get("part"), dict):
+        elif kind == "response.content_part.done" and isinstance(data.get("part"), dict):
             field = "text" if data["part"].get("type") == "output_text" else "refusal"
             data = data | {"part": data["part"] | {field: sent}}
         elif kind == "response.output_item.done" and isinstance(data.get("item"), dict):
             item = data["item"]
-            if sent is not None and item.get("type") == "message":
+            if item.get("type") == "message":
                 parts = item.get("content") or []
                 item = item | {"content": [_with_text(p, sent, n == 0) for n, p in enumerate(parts)]}
                 data = data | {"item": item}
