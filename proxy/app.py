@@ -43,7 +43,7 @@ from proxy.relay import ChatRelay, Observer
 from proxy.settings import Settings
 from proxy.streaming.session import StreamLimits
 from proxy.telemetry import Telemetry, TelemetryMiddleware
-from proxy.upstream import Upstream, relay_headers
+from proxy.upstream import Upstream, forwarded_headers, relay_headers
 
 log = logging.getLogger("guardproxy.app")
 REQUEST_ID_HEADER = "x-guardproxy-request-id"
@@ -195,7 +195,7 @@ def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies:
         )
         request.state.exchange = exchange  # timing headers and the SERVER span read it
         relay: ChatRelay = request.app.state.relay
-        return await relay.handle(exchange, dict(request.headers), raw, provider)
+        return await relay.handle(exchange, forwarded_headers(request.headers.items()), raw, provider)
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:

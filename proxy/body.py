@@ -2,12 +2,16 @@
 
 Limits are enforced while reading, so a 100 MB body or a client that stalls mid-body costs a
 bounded amount of memory and time. Every failure is one of our errors with a precise message.
+Values that Python's json accepts but that are not JSON, or that later stages cannot handle in
+bounded time (NaN and Infinity, integers of thousands of digits, nesting deeper than any real
+request), are refused here with a 400 naming the field, so nothing downstream meets them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -20,6 +24,22 @@ from proxy.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
+
+# Deeper than any real request (tool schemas nest about ten levels); guards and the evidence
+# builder walk values recursively, so this bounds their stack as well as their work.
+MAX_DEPTH = 64
+# int64 has 19 digits; a longer integer is no request field's value and Python refuses to parse
+# integers past 4300 digits (a ValueError deep inside json, once a 500).
+MAX_INT_DIGITS = 40
+
+
+class _Refused:
+    """A placeholder json returns for a value it must not keep; the walk names its field."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
 
 
 async def read_json(request: Request, *, max_bytes: int, timeout_s: float) -> tuple[bytes, Any]:
@@ -47,17 +67,46 @@ def parse_json(raw: bytes) -> Any:
         raise InvalidEncoding(
             f"request body is not valid UTF-8 (invalid byte at offset {exc.start})"
         ) from None
+    refused: list[_Refused] = []
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates)
+        value = json.loads(
+            text, object_pairs_hook=_no_duplicates,
+            parse_constant=lambda name: _refuse(refused, f"{name} is not valid JSON"),
+            parse_int=lambda digits: _int(digits, refused),
+            parse_float=lambda digits: _float(digits, refused),
+        )
     except json.JSONDecodeError as exc:
         raise InvalidJSON(
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     except RecursionError:
-        raise InvalidJSON("request body JSON is nested too deeply") from None
+        raise InvalidJSON(f"request body JSON is nested deeper than {MAX_DEPTH} levels") from None
     # json accepts "\ud800" escapes; a lone surrogate cannot be re-encoded or forwarded.
-    if "\\ud" in text or "\\uD" in text:
-        _check_surrogates(value)
+    surrogates = "\\ud" in text or "\\uD" in text
+    # Depth can only exceed the limit when there are more brackets than the limit (a C count).
+    deep = raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
+    if refused or surrogates or deep:
+        _check_values(value, surrogates)
+    return value
+
+
+def _refuse(refused: list[_Refused], why: str) -> _Refused:
+    marker = _Refused(why)
+    refused.append(marker)
+    return marker
+
+
+def _int(digits: str, refused: list[_Refused]) -> int | _Refused:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        return _refuse(refused, f"an integer of {len(digits.lstrip('-'))} digits "
+                                f"(at most {MAX_INT_DIGITS} are accepted)")
+    return int(digits)
+
+
+def _float(digits: str, refused: list[_Refused]) -> float | _Refused:
+    value = float(digits)
+    if not math.isfinite(value):  # 1e999 parses to inf and would leave as 'Infinity'
+        return _refuse(refused, f"the number {digits[:40]} overflows a 64-bit float")
     return value
 
 
@@ -71,22 +120,68 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _check_surrogates(value: Any) -> None:
-    stack = [value]
+def _check_values(value: Any, surrogates: bool) -> None:
+    """One iterative walk (no recursion, linear in the nodes) for what the parser let through;
+    only when it finds something does a second walk build the path that names the field."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
+        if isinstance(item, _Refused) or depth > MAX_DEPTH:
+            _raise_at(value, surrogates)
         if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InvalidEncoding(
-                    "request body has a lone UTF-16 surrogate escape (e.g. \\ud800): not valid Unicode"
-                ) from None
+            if surrogates and not _encodes(item):
+                _raise_at(value, surrogates)
         elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            if surrogates and not all(_encodes(k) for k in item):
+                _raise_at(value, surrogates)
+            stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((v, depth + 1) for v in item)
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _raise_at(value: Any, surrogates: bool) -> None:
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, _Refused):
+            raise InvalidJSON(f"{_field(path)}: {item.why}", param=_field(path))
+        if len(path) > MAX_DEPTH:
+            raise InvalidJSON(f"{_field(path[:8])}...: nested deeper than {MAX_DEPTH} levels",
+                              param=_field(path[:8]))
+        if isinstance(item, str):
+            if surrogates:
+                _check_surrogate(item, path)
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                if surrogates:
+                    _check_surrogate(k, path)
+                stack.append((v, (*path, k)))
+        elif isinstance(item, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(item))
+
+
+def _check_surrogate(text: str, path: tuple[str | int, ...]) -> None:
+    if not _encodes(text):
+        raise InvalidEncoding(
+            f"{_field(path)}: lone UTF-16 surrogate escape (e.g. \\ud800): not valid Unicode",
+            param=_field(path),
+        )
+
+
+def _field(path: tuple[str | int, ...]) -> str:
+    """A JSON path as clients write it: messages[3].content."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(body)"
 
 
 async def _read_capped(request: Request, max_bytes: int) -> bytes:

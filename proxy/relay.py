@@ -69,10 +69,15 @@ class ChatRelay:
         content = raw if body is exchange.conversation.raw else json.dumps(body).encode()
         headers = self.upstream.headers(client_headers, has_body=True, auth=provider.upstream_auth)
         lease = await admission.admit(exchange) if admission is not None else None
-        call = self.telemetry.upstream_call(exchange, self.upstream.base_for(provider.vendor), lease)
-        call.inject(headers)  # traceparent: the upstream's own spans join this trace
+        try:
+            call = self.telemetry.upstream_call(exchange, self.upstream.base_for(provider.vendor), lease)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
         sent = time.perf_counter()
         try:
+            call.inject(headers)  # traceparent: the upstream's own spans join this trace
             response = await self.upstream.send(
                 "POST", provider.upstream_path, content=content, headers=headers,
                 stream=exchange.conversation.stream, vendor=provider.vendor,
@@ -82,8 +87,10 @@ class ChatRelay:
             call.upstream_done(error=exc.code or "upstream_error")
             await self._finish(exchange, call)
             raise
-        except asyncio.CancelledError:
-            call.upstream_done(error="cancelled")  # frees the slot
+        except BaseException as exc:
+            # Any other way out (cancelled, a bug) must still free the admission slot: a slot
+            # leaked per request turns every later request into a 429.
+            call.upstream_done(error="cancelled" if isinstance(exc, asyncio.CancelledError) else "internal_error")
             raise
         exchange.upstream_status = response.status_code
         if exchange.conversation.stream and response.status_code == 200:

@@ -9,13 +9,14 @@ sends can steer or impersonate the proxy upstream.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from proxy.errors import UpstreamError, UpstreamTimeout
+from proxy.errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from proxy.providers.base import bearer_auth
 from proxy.settings import Settings
 
@@ -37,6 +38,9 @@ RELAY_RESPONSE_HEADERS = frozenset(
     }
 )
 _RELAY_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
+# What a forwarded header value may hold: visible ASCII, space and tab (RFC 9110 field-vchar
+# without obs-text). A byte past 0x7f cannot be encoded by the client library (once a 500).
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
 class Upstream:
@@ -70,10 +74,10 @@ class Upstream:
         await self._client.aclose()
 
     def headers(
-        self, client_headers: Mapping[str, str], *, has_body: bool,
+        self, client_headers: Mapping[str, str] | Iterable[tuple[str, str]], *, has_body: bool,
         auth: Callable[[str], dict[str, str]] = bearer_auth,
     ) -> dict[str, str]:
-        out = {k: v for k, v in client_headers.items() if k.lower() in FORWARD_REQUEST_HEADERS}
+        out = forwarded_headers(client_headers)
         out["accept-encoding"] = "identity"  # we parse what we relay; no compressed bodies
         if has_body:
             out["content-type"] = "application/json"
@@ -112,6 +116,25 @@ class Upstream:
         except UpstreamError as exc:
             return False, exc.message
         return True, f"upstream answered {response.status_code}"
+
+
+def forwarded_headers(client_headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The allow-listed client headers, in one pass over the pairs (a Starlette `Headers` looks
+    each key up by a linear scan, so `dict(headers)` is quadratic in the header count).
+    A value that is not printable ASCII is refused with a 400 naming the header."""
+    pairs = client_headers.items() if isinstance(client_headers, Mapping) else client_headers
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        if key not in FORWARD_REQUEST_HEADERS:
+            continue
+        if not _HEADER_VALUE.fullmatch(value):
+            raise InvalidRequest(
+                f"header {key!r} holds a character outside printable ASCII; it cannot be forwarded",
+                param=key, code="invalid_header",
+            )
+        out[key] = value
+    return out
 
 
 def relay_headers(upstream_headers: httpx.Headers) -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 from proxy import __version__
 from proxy.coverage import ledger
 from proxy.evidence.redact import BundleRedactor
-from proxy.model import Conversation, Exchange, Finding, Output, Segment, Trust
+from proxy.model import Conversation, Exchange, Finding, Location, Output, Segment, Trust
 from proxy.providers import api_named
 
 SCHEMA = "guardproxy.evidence/2"  # 2: the coverage ledger, the wire API
@@ -62,6 +62,9 @@ def build(
     forwarded = _rendered(exchange.conversation)
     received_body = received.raw
     r = redactor
+    # Looked up once per segment and finding: built once here, so the bundle is linear in size.
+    sources = {s.location: s.text for s in reversed(received.segments) if s.location is not None}
+    by_index = {s.index: s for s in reversed(received.segments)}
     bundle: dict[str, Any] = {
         "schema": SCHEMA,
         "id": evidence_id,
@@ -81,9 +84,9 @@ def build(
             "tools": [t.name for t in received.tools],
             "tools_forwarded": [t.name for t in exchange.conversation.tools],
         },
-        "segments": [_segment(s, received, r) for s in exchange.conversation.segments],
+        "segments": [_segment(s, sources, r) for s in exchange.conversation.segments],
         "output": _output(exchange, r),
-        "findings": [_finding(f, r, _matched(f, received)) for f in exchange.findings],
+        "findings": [_finding(f, r, _matched(f, by_index)) for f in exchange.findings],
         "decisions": [_decision(d, r) for d in exchange.decisions],
         "action": exchange.action().value,
         "blast_radius": _blast_radius(exchange, r),
@@ -107,8 +110,9 @@ def _rendered(conv: Conversation) -> dict[str, Any]:
     return api_named(conv.api).render(conv)
 
 
-def _segment(seg: Segment, received: Conversation, r: BundleRedactor) -> dict[str, Any]:
-    source = _source_text(seg, received)
+def _segment(seg: Segment, sources: dict[Location, str], r: BundleRedactor) -> dict[str, Any]:
+    # The text as it arrived from its source, before any guard rewrote it.
+    source = sources.get(seg.location, seg.text) if seg.location is not None else seg.text
     return {
         "index": seg.index,
         "role": seg.role,
@@ -125,14 +129,6 @@ def _segment(seg: Segment, received: Conversation, r: BundleRedactor) -> dict[st
         "source_sha256": _hash(source) if seg.trust is Trust.UNTRUSTED else None,
         "rewritten": source != seg.text,
     }
-
-
-def _source_text(seg: Segment, received: Conversation) -> str:
-    if seg.location is not None:
-        for s in received.segments:
-            if s.location == seg.location:
-                return s.text
-    return seg.text
 
 
 def _output(exchange: Exchange, r: BundleRedactor) -> dict[str, Any] | None:
@@ -158,12 +154,10 @@ def _output(exchange: Exchange, r: BundleRedactor) -> dict[str, Any] | None:
     }
 
 
-def _matched(f: Finding, received: Conversation) -> str:
+def _matched(f: Finding, by_index: dict[int, Segment]) -> str:
     """The text a finding matched, as received (spans refer to the original segment text)."""
-    for s in received.segments:
-        if s.index == f.segment_index:
-            return s.text[f.span[0] : f.span[1]]
-    return ""
+    seg = by_index.get(f.segment_index)
+    return seg.text[f.span[0] : f.span[1]] if seg is not None else ""
 
 
 def _finding(f: Finding, r: BundleRedactor, matched: str) -> dict[str, Any]:

@@ -13,35 +13,46 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from proxy.pii.analyzer import PiiAnalyzer, PiiHit
+import re2
+
+from proxy.pii.analyzer import PiiAnalyzer, PiiHit, Taken
 from proxy.pii.placeholders import EVIDENCE_STYLE, Vault
 
-# (kind, pattern, group holding the secret). Most specific first; spans never overlap.
-CREDENTIALS: tuple[tuple[str, re.Pattern[str], int], ...] = (
-    ("SECRET_PRIVATE_KEY", re.compile(
+# (kind, pattern, group holding the secret). Most specific first; spans never overlap. RE2, not
+# `re`: backtracking retried each pattern from every place its prefix occurs ("sk-sk-sk-...",
+# "eyJ-eyJ-...", unclosed PEM headers, "a.a.a...://") and scanned the run after each, which is
+# quadratic; RE2 is linear in the text. (Its \b and \w are ASCII: a key glued to a non-ASCII
+# letter is scrubbed too, the safe side.)
+CREDENTIALS: tuple[tuple[str, Any, int], ...] = (
+    ("SECRET_PRIVATE_KEY", re2.compile(
         r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"), 0),
-    ("SECRET_JWT", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), 0),
-    ("SECRET_API_KEY", re.compile(r"\bsk-(?:ant-|proj-|svcacct-|live-)?[A-Za-z0-9_-]{16,}"), 0),
-    ("SECRET_AWS_KEY", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"), 0),
-    ("SECRET_GOOGLE_KEY", re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), 0),
-    ("SECRET_GITHUB_TOKEN", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})"), 0),
-    ("SECRET_SLACK_TOKEN", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), 0),
-    ("SECRET_STRIPE_KEY", re.compile(r"\b[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}"), 0),
-    ("SECRET_AZURE_KEY", re.compile(r"(?i)\b(?:AccountKey|SharedAccessKey|sig)=([A-Za-z0-9%+/=]{20,})"), 1),
-    ("SECRET_BEARER", re.compile(r"(?i)\b(?:bearer|basic|token)\s+([A-Za-z0-9._~+/=-]{12,})"), 1),
-    ("SECRET_PASSWORD", re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@]+:([^\s@/]+)@"), 1),
-    ("SECRET_AWS_SECRET", re.compile(
+    ("SECRET_JWT", re2.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), 0),
+    ("SECRET_API_KEY", re2.compile(r"\bsk-(?:ant-|proj-|svcacct-|live-)?[A-Za-z0-9_-]{16,}"), 0),
+    ("SECRET_AWS_KEY", re2.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"), 0),
+    ("SECRET_GOOGLE_KEY", re2.compile(r"\bAIza[0-9A-Za-z_-]{35}"), 0),
+    ("SECRET_GITHUB_TOKEN", re2.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})"), 0),
+    ("SECRET_SLACK_TOKEN", re2.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), 0),
+    ("SECRET_STRIPE_KEY", re2.compile(r"\b[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}"), 0),
+    ("SECRET_AZURE_KEY", re2.compile(r"(?i)\b(?:AccountKey|SharedAccessKey|sig)=([A-Za-z0-9%+/=]{20,})"), 1),
+    ("SECRET_BEARER", re2.compile(r"(?i)\b(?:bearer|basic|token)\s+([A-Za-z0-9._~+/=-]{12,})"), 1),
+    ("SECRET_PASSWORD", re2.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@]+:([^\s@/]+)@"), 1),
+    ("SECRET_AWS_SECRET", re2.compile(
         r"(?i)aws.{0,24}?(?:secret|key)[\w\s\"']{0,12}?[:=]\s*[\"']?([A-Za-z0-9/+=]{40})\b"), 1),
-    ("SECRET_VALUE", re.compile(
+    ("SECRET_VALUE", re2.compile(
         r"(?i)\b(?:api[_-]?key|apikey|secret|token|password|passwd|pwd|access[_-]?key|client[_-]?secret"
         r"|private[_-]?key|auth)[\"']?\s*[:=]\s*[\"']?([^\s\"',;&}]{8,})"), 1),
 )
+MAX_PROTECTED = 64
 SECRET_HEADERS = frozenset({
     "authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie",
     "x-goog-api-key", "x-auth-token",
 })
-_EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
-_URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/?#\"'<>]+", re.IGNORECASE)
+# An address is found from each '@' outwards, never by a pattern that starts anywhere: the plain
+# `[\w.+%-]+@...` search retries from every character of a long run without '@' (40 KB of
+# base64url took 19 s). Both sides stop at the neighbouring '@', so the work is linear overall.
+_LOCAL_REVERSED = re.compile(r"[\w.+%-]+")
+_DOMAIN = re.compile(r"[\w-]+(?:\.[\w-]+)+")
+_URL_HOST = re2.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s/?#\"'<>]+")
 
 
 # Something every credential pattern above needs; most strings have none and skip the 13 scans.
@@ -51,16 +62,36 @@ _MAYBE_SECRET = re.compile(
 )
 
 
+def emails(text: str, lo: int = 0, hi: int | None = None) -> list[tuple[int, int]]:
+    """Spans of e-mail addresses in text[lo:hi], left to right, never overlapping."""
+    hi = len(text) if hi is None else hi
+    found: list[tuple[int, int]] = []
+    floor = lo  # a match may not begin inside the previous one
+    at = text.find("@", lo, hi)
+    while at >= 0:
+        local = _LOCAL_REVERSED.match(text[floor:at][::-1])
+        domain = _DOMAIN.match(text, at + 1, hi)
+        if local is not None and domain is not None:
+            found.append((at - local.end(), domain.end()))
+            floor = domain.end()
+        else:
+            floor = max(floor, at + 1)
+        at = text.find("@", floor, hi)
+    return found
+
+
 def scrub_credentials(text: str, vault: Vault) -> tuple[str, int]:
     """`text` with every credential-shaped string replaced; how many were found."""
     if not _MAYBE_SECRET.search(text):
         return text, 0
     spans: list[tuple[int, int, str]] = []
+    taken = Taken(len(text))
     for kind, pattern, group in CREDENTIALS:
         for m in pattern.finditer(text):
             s, e = m.span(group)
-            if s < 0 or any(s < pe and ps < e for ps, pe, _ in spans):
+            if s < 0 or not taken.free(s, e):
                 continue
+            taken.take(s, e)
             spans.append((s, e, kind))
     if not spans:
         return text, 0
@@ -74,13 +105,16 @@ class BundleRedactor:
     def __init__(self, analyzer: PiiAnalyzer | None, protected: Iterable[str] = ()) -> None:
         self.analyzer = analyzer
         self.vault = Vault(EVIDENCE_STYLE)
-        # Rule matches stay readable; tiny ones would protect half the text, so skip them.
+        # Rule matches stay readable; tiny ones would protect half the text, so skip them. Every
+        # text of the bundle is searched for each, so their number is bounded: past the cap (a
+        # request with thousands of findings) the rest are redacted like any text, never kept.
         self.protected = sorted({p for p in protected if len(p.strip()) >= 4}, key=len, reverse=True)
+        self.protected = self.protected[:MAX_PROTECTED]
         # A value inside an injection payload (the attacker's drop address) is the attacker's,
         # not a data subject's: it stays readable wherever it appears in the bundle.
         self.payload_values = {
             p[h.start : h.end] for p in self.protected for h in (analyzer.analyze(p) if analyzer else ())
-        } | {m.group(0) for p in self.protected for m in _EMAIL.finditer(p)}
+        } | {p[s:e] for p in self.protected for s, e in emails(p)}
         self.credentials = 0
         self.pii = 0
         self._done: dict[str, str] = {}
@@ -94,7 +128,9 @@ class BundleRedactor:
         out, found = scrub_credentials(text, self.vault)
         self.credentials += found
         if self.analyzer is not None and self.analyzer.candidates(out):
-            keep = self._protected_spans(out)
+            keep = Taken(len(out))
+            for ks, ke in self._protected_spans(out):
+                keep.take(ks, ke)
             hits = [h for h in (_narrow(out, h, keep) for h in self.analyzer.analyze(out))
                     if h is not None and not _is_placeholder(out, h)]
             if "EMAIL_ADDRESS" in self.analyzer.entities:
@@ -139,29 +175,23 @@ class BundleRedactor:
         }
 
 
-def _narrow(text: str, hit: PiiHit, keep: list[tuple[int, int]]) -> PiiHit | None:
+def _narrow(text: str, hit: PiiHit, keep: Taken) -> PiiHit | None:
     """The hit, or None when it touches protected text. An email recognised across a URL
     (`host/x?u=jane@example.com`; the local part may hold `/?=`) shrinks to the address itself."""
-    def clear(s: int, e: int) -> bool:
-        return not any(s < pe and ps < e for ps, pe in keep)
-
-    if clear(hit.start, hit.end):
+    if keep.free(hit.start, hit.end):
         return hit
     if hit.entity == "EMAIL_ADDRESS":
-        for m in _EMAIL.finditer(text, hit.start, hit.end):
-            if clear(m.start(), m.end()):
-                return PiiHit(hit.entity, m.start(), m.end(), hit.score)
+        for s, e in emails(text, hit.start, hit.end):
+            if keep.free(s, e):
+                return PiiHit(hit.entity, s, e, hit.score)
     return None
 
 
-def _emails_missed(text: str, hits: list[PiiHit], keep: list[tuple[int, int]]) -> list[PiiHit]:
+def _emails_missed(text: str, hits: list[PiiHit], keep: Taken) -> list[PiiHit]:
     """Addresses Presidio's recognizer does not see, e.g. inside a URL's query string."""
-    taken = [(h.start, h.end) for h in hits] + keep
-    return [
-        PiiHit("EMAIL_ADDRESS", m.start(), m.end(), 1.0)
-        for m in _EMAIL.finditer(text)
-        if not any(m.start() < e and s < m.end() for s, e in taken)
-    ]
+    for h in hits:
+        keep.take(h.start, h.end)  # keep is this text's own: the hits are claimed now too
+    return [PiiHit("EMAIL_ADDRESS", s, e, 1.0) for s, e in emails(text) if keep.free(s, e)]
 
 
 def _is_placeholder(text: str, hit: PiiHit) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,9 @@ PHONE, PHONE_SCORE = "PHONE_NUMBER", 0.4  # Presidio's PhoneRecognizer.SCORE
 # (as false positives), so they still go to the recognizer: skipping them would change results.
 NEVER_PHONE = re.compile(r"(?:19|20)\d\d([-/.])\d{1,2}\1\d{1,2}|\d{1,2}/\d{1,2}/(?:\d\d)?\d\d")
 CACHE_WINDOWS = 4096
+# The longest text one Presidio call sees, and how much neighbouring pieces share (see `pieces`).
+MAX_WINDOW = 2048
+WINDOW_OVERLAP = 512
 _DIGITS = re.compile(r"\d(?:[ \t().\-/+]{0,3}\d){5,}")
 # Phone numbers can be as short as 4 digits (German short numbers); runs of 4-5 digits are
 # checked only in the regions whose numbers can be that short (see `_phone_engine`).
@@ -130,15 +134,14 @@ class PiiAnalyzer:
         numbers can be that short; a window holding one `+CC` run first tries one region (a valid
         international number parses by its country code whatever the region). Anything else
         gets all regions. Windows end at word tokens, so each sees what the whole text would."""
-        strong = [h for h in hits if h.score > PHONE_SCORE]
-        todo = [
-            (s, e) for s, e in runs
-            if not NEVER_PHONE.fullmatch(text, s, e) and not any(h.start <= s and e <= h.end for h in strong)
-        ]
+        covers = _Covers([h for h in hits if h.score > PHONE_SCORE])
+        todo = [(s, e) for s, e in runs if not NEVER_PHONE.fullmatch(text, s, e) and not covers.contains(s, e)]
+        starts = [s for s, _ in todo]
         found: list[PiiHit] = []
         for lo, hi, _ in windows(text, {PHONE: todo}):
             digits = digit_count(text, lo, hi)
-            inside = [(s, e) for s, e in todo if lo <= s and e <= hi]
+            # Runs are sorted and each lies inside exactly one window: a bisect, not a scan.
+            inside = todo[bisect_left(starts, lo) : bisect_left(starts, hi)]
             if digits <= SHORT_PHONE_DIGITS and self._short_phone is not None:
                 found += self._window(self._short_phone, text, lo, hi)
                 continue
@@ -152,8 +155,9 @@ class PiiAnalyzer:
         return found
 
     def _window(self, engine: Any, text: str, lo: int, hi: int) -> list[PiiHit]:
-        return [PiiHit(entity, s + lo, e + lo, score)
-                for entity, s, e, score in self._cached(engine, text[lo:hi], frozenset({PHONE}))]
+        return [PiiHit(entity, s + a, e + a, score)
+                for a, b in pieces(lo, hi)
+                for entity, s, e, score in self._cached(engine, text[a:b], frozenset({PHONE}))]
 
     def _triggers(self, text: str) -> dict[str, list[tuple[int, int]]]:
         found: dict[re.Pattern[str], list[tuple[int, int]]] = {}
@@ -169,9 +173,10 @@ class PiiAnalyzer:
     def _run(self, text: str, triggers: dict[str, list[tuple[int, int]]]) -> list[PiiHit]:
         hits: list[PiiHit] = []
         engine = self._get()
-        for start, end, entities in windows(text, triggers):
-            for entity, s, e, score in self._cached(engine, text[start:end], frozenset(entities)):
-                hits.append(PiiHit(entity, s + start, e + start, score))
+        for lo, hi, entities in windows(text, triggers):
+            for start, end in pieces(lo, hi):
+                for entity, s, e, score in self._cached(engine, text[start:end], frozenset(entities)):
+                    hits.append(PiiHit(entity, s + start, e + start, score))
         return hits
 
     def _cached(
@@ -200,12 +205,60 @@ class PiiAnalyzer:
         return _resolve([PiiHit(r.entity_type, r.start, r.end, r.score) for r in results])
 
 
+def pieces(lo: int, hi: int) -> list[tuple[int, int]]:
+    """`[lo, hi)` cut into overlapping pieces of at most MAX_WINDOW characters.
+
+    Presidio's patterns backtrack: on one long word-like run (40 KB of base64 with an '@') a
+    single call took seconds, growing with the square of the length. Each piece costs a bounded
+    amount, so a window's cost is linear in its length. Every entity is far shorter than the
+    overlap, so each lies whole inside some piece; hits found twice are merged by `_resolve`.
+    Windows of ordinary text are shorter than a piece and go through whole, as before.
+    """
+    if hi - lo <= MAX_WINDOW:
+        return [(lo, hi)]
+    step = MAX_WINDOW - WINDOW_OVERLAP
+    return [(a, min(a + MAX_WINDOW, hi)) for a in range(lo, hi - WINDOW_OVERLAP, step)]
+
+
+class _Covers:
+    """Does one of these spans contain [s, e)? By bisect over starts with a running maximum end."""
+
+    def __init__(self, hits: Sequence[PiiHit]) -> None:
+        ordered = sorted(hits, key=lambda h: h.start)
+        self.starts = [h.start for h in ordered]
+        self.max_end: list[int] = []
+        for h in ordered:
+            self.max_end.append(max(h.end, self.max_end[-1] if self.max_end else h.end))
+
+    def contains(self, s: int, e: int) -> bool:
+        i = bisect_right(self.starts, s)
+        return i > 0 and self.max_end[i - 1] >= e
+
+
+class Taken:
+    """Character positions already claimed by a hit: an overlap test costs the span's length,
+    not the number of hits (the old any()-over-all-hits was quadratic in the hit count)."""
+
+    def __init__(self, size: int) -> None:
+        self._marks = bytearray(size + 1)
+
+    def free(self, s: int, e: int) -> bool:
+        return not any(self._marks[s:e])
+
+    def take(self, s: int, e: int) -> None:
+        self._marks[s:e] = b"\x01" * (e - s)
+
+
 def _resolve(hits: Iterable[PiiHit]) -> list[PiiHit]:
     """One hit per place: the higher score (then the longer span) wins an overlap."""
     ranked = sorted(hits, key=lambda h: (-h.score, -(h.end - h.start), h.start, h.entity))
+    if not ranked:
+        return []
+    taken = Taken(max(h.end for h in ranked))
     kept: list[PiiHit] = []
     for hit in ranked:
-        if not any(hit.start < k.end and k.start < hit.end for k in kept):
+        if taken.free(hit.start, hit.end):
+            taken.take(hit.start, hit.end)
             kept.append(hit)
     return sorted(kept, key=lambda h: (h.start, h.entity))
 

@@ -41,35 +41,41 @@ def windows(
 
 
 class _Tokens:
-    """The text's whitespace-separated tokens, found once per text; widening is a bisect away."""
+    """The text's whitespace-separated tokens, found once per text; widening is a bisect away.
+
+    How far a token's window extends over numberish neighbours is computed once for all tokens
+    (two linear passes), not walked per trigger: a text of thousands of addresses or numbers
+    gives thousands of triggers over one long numberish run, and walking it for each was
+    quadratic.
+    """
 
     def __init__(self, text: str) -> None:
         self.spans = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
         self.starts = [s for s, _ in self.spans]
-        self.text = text
-        self._numberish: dict[int, bool] = {}
-
-    def numberish(self, i: int) -> bool:
-        if i not in self._numberish:
-            s, e = self.spans[i]
-            self._numberish[i] = _numberish(self.text[s:e])
-        return self._numberish[i]
+        self.length = len(text)
+        numberish = [_numberish(text[s:e]) for s, e in self.spans]
+        n = len(self.spans)
+        # reach_left[i]: the first token of the numberish run just before token i (i if none).
+        self.reach_left = list(range(n))
+        for i in range(1, n):
+            if numberish[i - 1]:
+                self.reach_left[i] = self.reach_left[i - 1]
+        self.reach_right = list(range(n))
+        for i in range(n - 2, -1, -1):
+            if numberish[i + 1]:
+                self.reach_right[i] = self.reach_right[i + 1]
 
     def widen(self, lo: int, hi: int) -> tuple[int, int]:
         """Out to whole tokens, then past any neighbouring token with a digit, without letters,
         or that is an extension marker: the phone matcher's results depend on where the
         digit-and-punctuation run around a number starts, so a window may only begin or end at a
         token of words."""
-        lo, hi = max(lo, 0), min(hi, len(self.text))
+        lo, hi = max(lo, 0), min(hi, self.length)
         first = bisect_right(self.starts, lo) - 1  # the token holding lo, or the one before it
         if first < 0 or self.spans[first][1] <= lo:
             first += 1
         last = max(bisect_left(self.starts, hi) - 1, first)  # the last token starting before hi
-        while first > 0 and self.numberish(first - 1):
-            first -= 1
-        while last + 1 < len(self.spans) and self.numberish(last + 1):
-            last += 1
-        return self.spans[first][0], self.spans[last][1]
+        return self.spans[self.reach_left[first]][0], self.spans[self.reach_right[last]][1]
 
 
 _TOKEN = re.compile(r"\S+")
