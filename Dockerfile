@@ -1,4 +1,6 @@
 # guardproxy: slim runtime image, non-root, no secrets baked in (pass GUARDPROXY_UPSTREAM_API_KEY at run time).
+# It listens on 0.0.0.0, so `guardproxy serve` refuses to start unless the policy defines client keys
+# (mount a policy with GUARDPROXY_POLICY_FILE) or GUARDPROXY_ALLOW_UNAUTHENTICATED=true is passed at run time.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -137,7 +137,7 @@ def create_app(
             telemetry.shutdown()  # flushes exporters
 
     app = FastAPI(title="guardproxy", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json" if settings.openapi else None)
     app.state.settings = settings
     app.state.pipeline = pipeline
     app.state.telemetry = telemetry
@@ -199,6 +199,8 @@ def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies:
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
+        # Answered with the proxy's own upstream key: only for callers the policy knows.
+        policies.current.authenticate(api_key_from(request.headers))
         upstream: Upstream = request.app.state.upstream
         response = await upstream.send("GET", "/models", headers=upstream.headers(request.headers, has_body=False))
         try:
@@ -222,6 +224,8 @@ def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies:
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
+        # Client names, tool names and rule ids: for key holders (the probes below stay open).
+        policies.current.authenticate(api_key_from(request.headers))
         body, content_type = request.app.state.telemetry.render_metrics()
         return Response(body, media_type=content_type)
 

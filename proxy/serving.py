@@ -19,6 +19,10 @@ from typing import Any
 import uvicorn
 
 from proxy.app import create_app
+from proxy.errors import ConfigError
+from proxy.http_limits import LimitedHttpToolsProtocol, protocol_for
+from proxy.policy.auth import exposure_problem
+from proxy.policy.loader import load_policy
 from proxy.settings import Settings, load_settings
 
 # How a worker process learns what `guardproxy serve` was given: the config file and the flags. The
@@ -35,11 +39,17 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,
         "server_header": False,
         "timeout_graceful_shutdown": 5,
+        # Header size, count and read time are checked on the raw connection (http_limits.py). A
+        # module-level class: worker processes receive it by name and bind their own limits.
+        "http": LimitedHttpToolsProtocol,
+        "timeout_keep_alive": int(settings.http.keep_alive_idle_s + 0.999),
     }
 
 
 def uvicorn_config(settings: Settings, **app_kwargs: object) -> uvicorn.Config:
-    return uvicorn.Config(create_app(settings, **app_kwargs), **uvicorn_options(settings))  # type: ignore[arg-type]
+    # One process may run several proxies (tests, the demo): each gets a protocol bound to its limits.
+    options = uvicorn_options(settings) | {"http": protocol_for(settings.http)}
+    return uvicorn.Config(create_app(settings, **app_kwargs), **options)  # type: ignore[arg-type]
 
 
 def worker_count(settings: Settings) -> int:
@@ -47,6 +57,7 @@ def worker_count(settings: Settings) -> int:
 
 
 def run(settings: Settings, config: Path | None = None, flags: dict[str, Any] | None = None) -> None:
+    check_exposure(settings)
     workers = worker_count(settings)
     if workers == 1:
         uvicorn.Server(uvicorn_config(settings)).run()
@@ -62,7 +73,17 @@ def worker_app() -> Any:
     """The app of one worker process (uvicorn calls this factory in each one it starts)."""
     given = json.loads(os.environ[WORKER_SETTINGS_ENV])
     config = Path(given["config"]) if given["config"] else None
-    return create_app(load_settings(config, **given["flags"]))
+    settings = load_settings(config, **given["flags"])
+    LimitedHttpToolsProtocol.limits = settings.http  # this worker's connections, before any arrives
+    return create_app(settings)
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse (ConfigError, one line) to serve a non-loopback address as an open relay."""
+    policy = load_policy(settings.policy_path)
+    problem = exposure_problem(settings.host, bool(policy.clients), settings.allow_unauthenticated)
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 @dataclass

@@ -63,6 +63,21 @@ class TimeoutSettings(BaseModel):
     client_body_s: float = Field(default=15.0, gt=0)
 
 
+class HttpSettings(BaseModel):
+    """Limits on the raw HTTP connection, enforced before the app sees a request (http_limits.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The request line plus all headers; SDKs send well under 2 KB. Past it: 431, connection closed.
+    max_header_bytes: int = Field(default=32 * 1024, gt=0)
+    max_header_count: int = Field(default=100, gt=0)
+    # From a connection's first byte (or its opening) to the end of the headers: slow or stalled
+    # heads are closed with 408 instead of holding a connection and its buffers.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    # A kept-alive connection idle this long between requests is closed.
+    keep_alive_idle_s: float = Field(default=5.0, gt=0)
+
+
 class AdmissionSettings(BaseModel):
     """Per-upstream admission control: the fast levers of the latency runbook (see README)."""
 
@@ -160,6 +175,10 @@ class Settings(BaseSettings):
     upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     upstream_max_connections: int = Field(default=256, gt=0)
     host: str = "127.0.0.1"
+    # With no client keys in the policy, anyone who reaches the proxy spends the upstream key:
+    # serving a non-loopback address that way must be asked for by name.
+    allow_unauthenticated: bool = False
+    openapi: bool = False  # /openapi.json describes every route; off unless wanted
     port: int = Field(default=8080, ge=0, le=65535)
     workers: int = Field(default=1, ge=0, le=64)  # proxy processes on one port; 0: one per core
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
@@ -170,6 +189,7 @@ class Settings(BaseSettings):
     # refused with a 400 naming it, or passed unread and recorded as not inspected.
     unknown_shapes: Literal["refuse", "pass_uninspected"] = "refuse"
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
     rules_dir: Path = DEFAULT_RULES_DIR

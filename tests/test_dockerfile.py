@@ -28,3 +28,10 @@ def test_non_root_healthcheck_entrypoint_and_no_secrets() -> None:
     assert "HEALTHCHECK" in text and "/healthz" in text
     assert 'ENTRYPOINT ["guardproxy", "serve"]' in text
     assert "API_KEY=" not in text and "sk-" not in text
+
+
+def test_the_image_does_not_allow_an_open_relay_by_itself() -> None:
+    # It listens on 0.0.0.0: without client keys serve refuses unless the operator opts in at run time.
+    text = (ROOT / "Dockerfile").read_text()
+    assert "GUARDPROXY_HOST=0.0.0.0" in text
+    assert not any("ALLOW_UNAUTHENTICATED" in line for line in text.splitlines() if not line.startswith("#"))

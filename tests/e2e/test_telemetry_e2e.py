@@ -481,7 +481,7 @@ def test_withheld_tool_call_is_on_the_chat_span_and_counted(keyed: Traced) -> No
     assert n.EVENT_TOOL_WITHHELD in {e.name for e in chat.events}
     server = one(spans, "POST /v1/chat/completions")
     assert (server.attributes or {})[n.CLIENT_KEY_NAME] == "pager"
-    text = httpx.get(keyed.url.removesuffix("/v1") + "/metrics").text
+    text = httpx.get(keyed.url.removesuffix("/v1") + "/metrics", headers={"authorization": "Bearer pager-key"}).text
     assert re.search(r'guardproxy_tool_withheld_total\{[^}]*gen_ai_tool_name="send_email"[^}]*\} 1\.0',
                      text)
 
