@@ -5,6 +5,14 @@ source in cool-down, or whose hash a reviewer flagged as poisoned (policy `poiso
 withheld from the model behind a clear marker. After the exchange (`observe`): each enforced
 detection counts against the client key and, for indirect ones, the source; past the client's
 threshold in the window, that key or source cools down.
+
+No cross-tenant effects: a source is counted and cooled down per client key (what one key's
+traffic taught us applies to that key). Only a source with a real identity, a URL's host or a
+document's source, is also counted across keys, and it cools down for everyone only once
+`threshold` *different* keys saw detections in it within the window: one key cannot withhold a
+site from every other client. A bare tool name (`tool_result:read_inbox`) is not an identity: the
+same tool returns different data to each client. With no client keys in the policy, keys are the
+ones callers present (anyone can rotate them, so the client cool-down then only slows the careless).
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from proxy.settings import Settings
 
 log = logging.getLogger("guardproxy.quarantine")
 WITHHELD = "[guardproxy: content from {what} withheld: {why}]"
+# Provenance kinds whose `source` names a document, not a tool: shared identity across clients.
+DOCUMENT_KINDS = frozenset({"document", "search_result", "marked"})
 
 
 def source_key(seg: Segment) -> str | None:
@@ -31,6 +41,17 @@ def source_key(seg: Segment) -> str | None:
         return None
     host = urlsplit(source).hostname if "://" in source else None
     return f"{seg.provenance.kind}:{host or source}"
+
+
+def shared_identity(seg: Segment) -> str | None:
+    """The source's identity across clients (URL host or document source), or None (tool names)."""
+    source = seg.provenance.source
+    if not source:
+        return None
+    host = urlsplit(source).hostname if "://" in source else None
+    if host:
+        return f"host:{host}"
+    return f"document:{source}" if seg.provenance.kind in DOCUMENT_KINDS else None
 
 
 def content_hash(text: str) -> str:
@@ -47,12 +68,12 @@ class QuarantineGuard:
         client_key = _client_key(exchange)
         left = await self.counters.remaining(f"client:{client_key}")
         if left > 0:
-            return _cooling_down(exchange.client, left)
+            return _cooling_down(exchange, client_key, left)
         poisoned = exchange.policy.poisoned_content if exchange.policy else frozenset()
         conv = exchange.conversation
         reasons: list[str] = []
         for seg in conv.untrusted():
-            why = await self._withhold_reason(seg, poisoned)
+            why = await self._withhold_reason(seg, poisoned, client_key)
             if why:
                 conv = conv.with_text(seg.index, WITHHELD.format(what=source_key(seg) or "a retrieved source", why=why))
                 reasons.append(f"segment {seg.index} ({source_key(seg)}): {why}")
@@ -61,12 +82,15 @@ class QuarantineGuard:
         decision = Decision(stage=self.name, action=Action.SEGREGATE, reasons=tuple(reasons))
         return Verdict(VerdictKind.TRANSFORM, decision=decision, conversation=conv)
 
-    async def _withhold_reason(self, seg: Segment, poisoned: frozenset[str]) -> str | None:
+    async def _withhold_reason(self, seg: Segment, poisoned: frozenset[str], client_key: str) -> str | None:
         if content_hash(seg.text) in poisoned:
             return "content flagged as poisoned by a reviewer"
         key = source_key(seg)
-        if key and await self.counters.remaining(f"source:{key}") > 0:
-            return "source in quarantine after repeated detections"
+        if key and await self.counters.remaining(f"source:{client_key}:{key}") > 0:
+            return "source in quarantine for this client after repeated detections in its content"
+        identity = shared_identity(seg)
+        if identity and await self.counters.remaining(f"shared:{identity}") > 0:
+            return "source in quarantine after detections in its content reported by several clients"
         return None
 
     async def observe(self, exchange: Exchange) -> None:
@@ -75,16 +99,24 @@ class QuarantineGuard:
         if not findings:
             return
         rule = (exchange.client_policy or ClientPolicy()).quarantine
-        await self._count(f"client:{_client_key(exchange)}", rule.threshold, rule.window_s, rule.cooldown_s)
+        client_key = _client_key(exchange)
+        await self._count(f"client:{client_key}", rule.threshold, rule.window_s, rule.cooldown_s)
         received = exchange.received_conversation or exchange.conversation
-        sources = {
-            source_key(received.segments[f.segment_index])
+        segments = {
+            f.segment_index: received.segments[f.segment_index]
             for f in findings
             if f.vector is Vector.INDIRECT and f.segment_index < len(received.segments)
             and received.segments[f.segment_index].trust is Trust.UNTRUSTED
         }
-        for key in sorted(s for s in sources if s):
-            await self._count(f"source:{key}", rule.threshold, rule.window_s, rule.cooldown_s)
+        keys = {k for k in (source_key(s) for s in segments.values()) if k}
+        for key in sorted(keys):
+            await self._count(f"source:{client_key}:{key}", rule.threshold, rule.window_s, rule.cooldown_s)
+        for identity in sorted({i for i in (shared_identity(s) for s in segments.values()) if i}):
+            clients = await self.counters.distinct(f"shared:{identity}", client_key, rule.window_s)
+            if clients >= rule.threshold:
+                await self.counters.cool_down(f"shared:{identity}", rule.cooldown_s)
+                log.warning("quarantine: %s cools down for %ss for every client: %s different keys "
+                            "saw detections in it within %ss", identity, rule.cooldown_s, clients, rule.window_s)
 
     async def _count(self, key: str, threshold: int, window_s: int, cooldown_s: int) -> None:
         if await self.counters.hit(key, window_s) >= threshold:
@@ -100,12 +132,17 @@ class QuarantineGuard:
 
 
 def _client_key(exchange: Exchange) -> str:
+    """The key's id (a hash prefix of the presented key), else the policy client's name."""
     return str(exchange.attributes.get("client_key_id") or exchange.client)
 
 
-def _cooling_down(client: str, left: float) -> Verdict:
+def _cooling_down(exchange: Exchange, client_key: str, left: float) -> Verdict:
     seconds = max(1, int(left + 0.999))
-    message = f"client {client!r} is in quarantine after repeated injection detections; retry in {seconds}s"
+    policy = exchange.client_policy or ClientPolicy()
+    rule = policy.quarantine
+    key = f" (key {client_key[:8]})" if exchange.attributes.get("client_key_id") else ""
+    message = (f"client {policy.name!r}{key} is in quarantine: {rule.threshold} or more requests with "
+               f"enforced injection detections within {rule.window_s}s; retry in {seconds}s")
     return Verdict(
         VerdictKind.BLOCK,
         decision=Decision(stage="quarantine", action=Action.BLOCK, reasons=(message,)),

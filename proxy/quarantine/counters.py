@@ -15,6 +15,8 @@ import redis.asyncio as redis_asyncio
 class Counters(Protocol):
     async def hit(self, key: str, window_s: int) -> int: ...
 
+    async def distinct(self, key: str, member: str, window_s: int) -> int: ...
+
     async def cool_down(self, key: str, seconds: int) -> None: ...
 
     async def remaining(self, key: str) -> float: ...
@@ -29,6 +31,7 @@ class MemoryCounters:
         self._now = time.monotonic
         self._counts: dict[str, tuple[float, int]] = {}  # key -> (window end, count)
         self._until: dict[str, float] = {}
+        self._members: dict[str, tuple[float, set[str]]] = {}  # key -> (window end, members)
 
     async def hit(self, key: str, window_s: int) -> int:
         now = self._now()
@@ -39,6 +42,19 @@ class MemoryCounters:
         if len(self._counts) > 100_000:  # bound memory under a flood of distinct sources
             self._counts = {k: v for k, v in self._counts.items() if v[0] > now}
         return count + 1
+
+    async def distinct(self, key: str, member: str, window_s: int) -> int:
+        """Add `member` to the key's set for this window; how many distinct members it holds."""
+        now = self._now()
+        end, members = self._members.get(key, (0.0, set()))
+        if now >= end:
+            end, members = now + window_s, set()
+        if len(members) < 1024:  # a threshold is a handful of keys; the set need not grow past it
+            members.add(member)
+        self._members[key] = (end, members)
+        if len(self._members) > 100_000:
+            self._members = {k: v for k, v in self._members.items() if v[0] > now}
+        return len(members)
 
     async def cool_down(self, key: str, seconds: int) -> None:
         self._until[key] = self._now() + seconds
@@ -70,6 +86,15 @@ class RedisCounters:
             pipe.incr(name)
             pipe.expire(name, window_s, nx=True)
             count, _ = await pipe.execute()
+        return int(count)
+
+    async def distinct(self, key: str, member: str, window_s: int) -> int:
+        name = f"{self._prefix}members:{key}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(name, member)
+            pipe.expire(name, window_s, nx=True)
+            pipe.scard(name)
+            _, _, count = await pipe.execute()
         return int(count)
 
     async def cool_down(self, key: str, seconds: int) -> None:

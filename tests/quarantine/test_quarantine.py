@@ -8,8 +8,8 @@ import uuid
 import pytest
 import redis
 
-from proxy.guards.quarantine import QuarantineGuard, content_hash, source_key
-from proxy.model import Exchange, Finding, Phase, Severity, Vector, VerdictKind
+from proxy.guards.quarantine import QuarantineGuard, content_hash, shared_identity, source_key
+from proxy.model import Exchange, Finding, Phase, Severity, Vector, Verdict, VerdictKind
 from proxy.policy.spec import ClientPolicy, Policy, QuarantineRule
 from proxy.providers import openai_chat
 from proxy.quarantine.counters import Counters, MemoryCounters, RedisCounters
@@ -68,17 +68,72 @@ async def test_client_goes_into_quarantine_past_the_threshold(counters: Counters
     await counters.close()
 
 
-async def test_source_in_quarantine_is_withheld_for_another_client(counters: Counters) -> None:
+def keyed(ex: Exchange, key: str) -> Exchange:
+    ex.attributes["client_key_id"] = key
+    return ex
+
+
+def withheld(verdict: Verdict) -> bool:
+    return verdict.kind is VerdictKind.TRANSFORM and "withheld" in verdict.conversation.segments[1].text  # type: ignore[union-attr]
+
+
+async def test_one_key_quarantines_a_source_for_itself_only(counters: Counters) -> None:
     guard = QuarantineGuard(counters)
     for _ in range(2):
         await guard.observe(flagged(exchange()))
-    other = exchange()
-    other.attributes["client_key_id"] = "k2"
-    await counters.cool_down("client:k1", 1)  # irrelevant to k2
-    verdict = await guard.inspect(other, Phase.INPUT)
-    assert verdict.kind is VerdictKind.TRANSFORM
-    text = verdict.conversation.segments[1].text  # type: ignore[union-attr]
-    assert "withheld" in text and "shop.example" in text and PAGE not in text
+    # k1 itself is in cool-down now (429); its source counter is what withholds the page later.
+    seg = exchange().conversation.segments[1]
+    why = await guard._withhold_reason(seg, frozenset(), "k1")
+    assert why is not None and "for this client" in why
+    assert (await guard.inspect(keyed(exchange(), "k2"), Phase.INPUT)).kind is VerdictKind.ALLOW
+    await counters.close()
+
+
+async def test_a_site_is_quarantined_for_everyone_only_when_several_keys_report_it(counters: Counters) -> None:
+    guard = QuarantineGuard(counters)
+    await guard.observe(flagged(keyed(exchange(), "k1")))
+    assert (await guard.inspect(keyed(exchange(), "k3"), Phase.INPUT)).kind is VerdictKind.ALLOW
+    await guard.observe(flagged(keyed(exchange(), "k2")))  # a second, different key: threshold 2
+    verdict = await guard.inspect(keyed(exchange(), "k3"), Phase.INPUT)
+    assert withheld(verdict)
+    assert "several clients" in verdict.conversation.segments[1].text  # type: ignore[union-attr]
+    await counters.close()
+
+
+def tool_exchange(key: str, result: str) -> Exchange:
+    body = {"model": "m", "messages": [
+        {"role": "user", "content": "Read my inbox."},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "read_inbox", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": result}]}
+    conv = openai_chat.parse(body)
+    return Exchange(request_id="r", conversation=conv, received_conversation=conv, policy=Policy(),
+                    client_policy=CLIENT, attributes={"client_key_id": key})
+
+
+async def test_detections_in_one_tools_results_never_withhold_other_clients_clean_results(counters: Counters) -> None:
+    guard = QuarantineGuard(counters)
+    for i in [0, *range(6)]:  # six different keys, each with injected mail in read_inbox's result
+        ex = tool_exchange(f"attacker{i}", PAGE)
+        seg = ex.conversation.segments[-1]
+        ex.findings.append(Finding("injection.x", "c", Severity.HIGH, Vector.INDIRECT, seg.index, (0, 3), "Buy"))
+        await guard.observe(ex)
+    clean = await guard.inspect(tool_exchange("victim", "Your meeting moved to 3pm."), Phase.INPUT)
+    assert clean.kind is VerdictKind.ALLOW
+    # The key that reported it twice has read_inbox's results withheld (for itself).
+    seg = tool_exchange("attacker0", "x").conversation.segments[-1]
+    assert await guard._withhold_reason(seg, frozenset(), "attacker0") is not None
+    await counters.close()
+
+
+async def test_the_429_names_the_policy_client_its_key_and_the_reason(counters: Counters) -> None:
+    guard = QuarantineGuard(counters)
+    for _ in range(2):
+        await guard.observe(flagged(exchange()))
+    verdict = await guard.inspect(exchange(), Phase.INPUT)
+    assert verdict.message is not None
+    assert "client 'app' (key k1)" in verdict.message
+    assert "2 or more requests with enforced injection detections within 60s" in verdict.message
     await counters.close()
 
 
@@ -92,3 +147,8 @@ async def test_poisoned_content_hash_is_withheld_everywhere() -> None:
 def test_source_key_uses_the_url_host() -> None:
     seg = exchange().conversation.segments[1]
     assert source_key(seg) == "marked:shop.example"
+
+
+def test_shared_identity_is_a_host_or_a_document_never_a_tool_name() -> None:
+    assert shared_identity(exchange().conversation.segments[1]) == "host:shop.example"
+    assert shared_identity(tool_exchange("k", "x").conversation.segments[-1]) is None
