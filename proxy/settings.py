@@ -117,6 +117,12 @@ class EvidenceSettings(BaseModel):
                                  "IP_ADDRESS", "US_SSN", "CRYPTO"]
     )
     pii_threshold: float = Field(default=0.3, ge=0, le=1)
+    # Signed checkpoints of the chain's head, kept apart from the store (evidence/checkpoint.py):
+    # the Ed25519 private key, and where they go besides the log (a file elsewhere, PostgreSQL).
+    checkpoint_key: Path | None = None
+    checkpoint_file: Path | None = None
+    checkpoint_dsn: SecretStr | None = None
+    checkpoint_interval_s: float = Field(default=60.0, gt=0)
 
 
 class StreamSettings(BaseModel):

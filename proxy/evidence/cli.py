@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 
 from proxy.errors import ConfigError
+from proxy.evidence import checkpoint_cli
 from proxy.evidence import report as report_mod
 from proxy.evidence.chain import Link, Problem, verify
 from proxy.evidence.export import ExportError, check_export, write_export
@@ -146,10 +147,17 @@ def _problem_line(p: Problem) -> str:
 def verify_(
     store: StoreOpt = None,
     export: Annotated[Path | None, typer.Option("--export", help="verify an export file instead")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        "--checkpoint", help="a signed checkpoint the store must extend (kept apart from the store)")] = None,
+    public_key: Annotated[Path | None, typer.Option(
+        "--public-key", help="the checkpoint signer's public key")] = None,
 ) -> None:
-    """Check the whole chain and every hash; exit 1 naming the first broken link."""
+    """Check the whole chain and every hash; exit 1 naming the first broken link. With
+    --checkpoint, also that the store still holds the signed head and reaches at least as far."""
     if export is not None:
-        raise typer.Exit(_verify_export(export))
+        raise typer.Exit(_verify_export(export, public_key))
+    if checkpoint is not None:
+        raise typer.Exit(checkpoint_cli.verify_against(_open(store), checkpoint, public_key))
     s = _open(store)
     anchor = s.anchor()
     seen: list[int] = []
@@ -178,10 +186,15 @@ def export(
     ids: Annotated[list[str], typer.Argument(help="evidence ids")],
     out_file: Annotated[Path, typer.Option("--out", help="zip file to write")],
     store: StoreOpt = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        "--checkpoint", help="the latest signed checkpoint to carry (default: $GUARDPROXY_EVIDENCE__CHECKPOINT_FILE)")
+    ] = None,
 ) -> None:
-    """Bundles plus a manifest of their hashes, in one zip that verifies offline."""
+    """Bundles plus a manifest of their hashes (and the latest checkpoint), in one zip that verifies offline."""
+    configured = os.environ.get("GUARDPROXY_EVIDENCE__CHECKPOINT_FILE")
+    checkpoint = checkpoint or (Path(configured) if configured else None)
     try:
-        count = write_export(_open(store), ids, out_file)
+        count = write_export(_open(store), ids, out_file, checkpoint)
     except ExportError as exc:
         err.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -189,9 +202,9 @@ def export(
               f"check with: guardproxy evidence verify --export {out_file}")
 
 
-def _verify_export(path: Path) -> int:
+def _verify_export(path: Path, public_key: Path | None = None) -> int:
     try:
-        count, problems = check_export(path)
+        count, problems = check_export(path, public_key)
     except ExportError as exc:
         err.print(f"[red]error[/red] {exc}")
         return 2
@@ -324,3 +337,22 @@ def keygen(
 ) -> None:
     """A reviewer key pair for sealed raw copies."""
     out.print(f"key {generate_keypair(private, public)}: private {private}, public {public}")
+
+
+@app.command("checkpoint")
+def checkpoint_(
+    key: Annotated[Path, typer.Option("--key", help="the Ed25519 signing key (private)")],
+    out_file: Annotated[Path, typer.Option("--out", help="where to write the checkpoint (apart from the store)")],
+    store: StoreOpt = None,
+) -> None:
+    """Sign the store's current head: a checkpoint later `verify --checkpoint` holds the store to."""
+    checkpoint_cli.write_checkpoint(_open(store), key, out_file)
+
+
+@app.command("checkpoint-keygen")
+def checkpoint_keygen(
+    private: Annotated[Path, typer.Option("--private", help="signing key file (the proxy's)")],
+    public: Annotated[Path, typer.Option("--public", help="public key file (the reviewers')")],
+) -> None:
+    """An Ed25519 key pair for signed checkpoints."""
+    checkpoint_cli.keygen(private, public)

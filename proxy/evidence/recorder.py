@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from proxy.evidence.bundle import Kept, build, new_id
+from proxy.evidence.checkpoint import Checkpointer, signing_key
 from proxy.evidence.redact import BundleRedactor
 from proxy.evidence.seal import Sealer
 from proxy.evidence.store import Store, open_store
@@ -49,6 +50,7 @@ class EvidenceRecorder:
         pipeline: Pipeline | None = None,
         retention: Retention | None = None,
         rng: Callable[[], float] = random.random,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self.sample_rate = sample_rate
         self.analyzer = analyzer
@@ -56,6 +58,10 @@ class EvidenceRecorder:
         self.pipeline = pipeline
         self.rng = rng
         self.writer = EvidenceWriter(open_store, queue_size, retention)
+        self.checkpointer = checkpointer
+        self._open_store = open_store
+        self._checkpoint_store: Store | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="guardproxy-evidence-build")
         self._warming: asyncio.Future[None] | None = None
 
@@ -106,10 +112,33 @@ class EvidenceRecorder:
             # on the analyzer's own lock, so nothing is written unredacted.
             self._warming = asyncio.get_running_loop().run_in_executor(self._builder, self.analyzer.warm)
             self._warming.add_done_callback(_log_warm_failure)
+        if self.checkpointer is not None:
+            self._checkpoints = asyncio.create_task(self._checkpoint_every(self.checkpointer.interval_s))
 
     async def close(self) -> None:
         await asyncio.to_thread(self.writer.close)
         self._builder.shutdown(wait=False)
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            await asyncio.to_thread(self._checkpoint)  # the head as the process leaves it
+            if self._checkpoint_store is not None:
+                self._checkpoint_store.close()
+
+    async def _checkpoint_every(self, interval_s: float) -> None:
+        while True:  # one at start-up too: a reviewer has an anchor from the first minute
+            await asyncio.to_thread(self._checkpoint)
+            await asyncio.sleep(interval_s)
+
+    def _checkpoint(self) -> None:
+        if self.checkpointer is None:
+            return
+        try:
+            if self._checkpoint_store is None:
+                self._checkpoint_store = self._open_store()  # its own connection: never the writer's
+            self.checkpointer.take(self._checkpoint_store)
+        except Exception:
+            # A missing checkpoint is visible (the previous one stays the newest); it never stops traffic.
+            log.exception("evidence checkpoint failed")
 
     def ready(self) -> tuple[bool, str]:
         s = self.writer.stats
@@ -187,4 +216,20 @@ def evidence_recorder(settings: Settings, pipeline: Pipeline | None = None) -> E
         sealer=Sealer(ev.seal_public_key) if ev.seal_public_key else None,
         pipeline=pipeline,
         retention=retention,
+        checkpointer=_checkpointer(settings),
     )
+
+
+def _checkpointer(settings: Settings) -> Checkpointer | None:
+    ev = settings.evidence
+    if ev.checkpoint_key is None:
+        return None
+    out = ev.checkpoint_file
+    if out is not None and out.resolve().is_relative_to(settings.evidence_dir.resolve()):
+        from proxy.errors import ConfigError
+
+        raise ConfigError(f"evidence.checkpoint_file {out} lies inside the evidence store {settings.evidence_dir}: "
+                          "a checkpoint must live apart from what it anchors")
+    return Checkpointer(signing_key(ev.checkpoint_key), out_file=out,
+                        dsn=ev.checkpoint_dsn.get_secret_value() if ev.checkpoint_dsn else None,
+                        interval_s=ev.checkpoint_interval_s)

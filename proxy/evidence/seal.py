@@ -21,7 +21,7 @@ from proxy.errors import ConfigError
 ALGORITHM = "libsodium-sealedbox-x25519-xsalsa20poly1305"
 
 
-def _read_key(path: Path, what: str) -> bytes:
+def read_key(path: Path, what: str) -> bytes:
     try:
         raw = base64.b64decode(path.read_text(encoding="ascii").strip(), validate=True)
     except (OSError, ValueError) as exc:
@@ -37,7 +37,7 @@ def fingerprint(public: bytes) -> str:
 
 class Sealer:
     def __init__(self, public_key_file: Path) -> None:
-        self.public = _read_key(public_key_file, "evidence seal public key")
+        self.public = read_key(public_key_file, "evidence seal public key")
         self._box = SealedBox(PublicKey(self.public))
 
     def seal(self, raw: dict[str, Any]) -> dict[str, str]:
@@ -51,7 +51,7 @@ class Sealer:
 
 def open_sealed(sealed: dict[str, str], private_key_file: Path) -> dict[str, Any]:
     """Decrypt a bundle's sealed copy with the reviewer's private key."""
-    private = PrivateKey(_read_key(private_key_file, "private key"))
+    private = PrivateKey(read_key(private_key_file, "private key"))
     if fingerprint(bytes(private.public_key)) != sealed.get("recipient"):
         raise ConfigError("this key is not the one the copy was sealed to "
                           f"(sealed to {sealed.get('recipient')})")

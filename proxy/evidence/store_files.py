@@ -108,6 +108,10 @@ class FileStore:
     def path(self, evidence_id: str) -> Path:
         return self.bundles / _day(evidence_id) / f"{evidence_id}.json"
 
+    def head(self) -> tuple[int, str]:
+        """The newest (seq, hash) the index holds: what a checkpoint signs."""
+        return self._head()
+
     def _head(self) -> tuple[int, str]:
         row = self._db.execute("select seq, hash from bundles order by seq desc limit 1").fetchone()
         if row:

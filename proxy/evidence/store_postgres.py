@@ -54,6 +54,13 @@ class PostgresStore:
             self._db.execute(_SCHEMA)
         self._db.commit()
 
+    def head(self) -> tuple[int, str]:
+        """The newest (seq, hash) the index holds: what a checkpoint signs."""
+        with self._lock:
+            found = self._head()
+            self._db.commit()  # no transaction left open between checkpoints
+        return found
+
     def _head(self) -> tuple[int, str]:
         row = self._db.execute("select seq, hash from guardproxy_evidence order by seq desc limit 1").fetchone()
         if row:
