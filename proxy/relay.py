@@ -94,7 +94,13 @@ class ChatRelay:
             raise
         exchange.upstream_status = response.status_code
         if exchange.conversation.stream and response.status_code == 200:
-            return self._stream(exchange, response, sent, call, provider)
+            try:
+                return self._stream(exchange, response, sent, call, provider)
+            except BaseException:
+                # Nothing streams yet, so nothing else will free the slot or close the response.
+                call.upstream_done(error="internal_error")
+                await response.aclose()
+                raise
         return await self._plain(exchange, response, sent, call, provider)
 
     async def _plain(

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from proxy import relay
 from proxy.serving import ProxyHandle
 from proxy.upstream import Upstream
 
@@ -43,6 +44,20 @@ def test_an_unexpected_failure_sending_upstream_frees_the_slot(
     monkeypatch.setattr(Upstream, "send", broken)
     for _ in range(3):
         assert post(one_slot).status_code == 500
+    monkeypatch.undo()
+    r = post(one_slot)
+    assert r.status_code == 200, r.text
+
+
+def test_a_failure_setting_up_a_stream_frees_the_slot(one_slot: ProxyHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug while setting up the stream")
+
+    monkeypatch.setattr(relay, "StreamSession", broken)
+    streamed = json.dumps({"model": "sim-gpt", "stream": True,
+                           "messages": [{"role": "user", "content": "hi"}]}).encode()
+    for _ in range(3):
+        assert post(one_slot, streamed).status_code == 500
     monkeypatch.undo()
     r = post(one_slot)
     assert r.status_code == 200, r.text
