@@ -15,6 +15,7 @@ import base64
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -151,7 +152,7 @@ class _Walk:
 
 def write_file(path: Path, checkpoint: dict[str, Any]) -> None:
     """The newest checkpoint, replaced atomically (a reader never sees half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(checkpoint, indent=2) + "\n", encoding="utf-8")
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
@@ -169,9 +170,15 @@ class Checkpointer:
         self.dsn = dsn
         self.interval_s = interval_s
         self.last: dict[str, Any] | None = None
+        # The periodic checkpoint may still be running in its thread when the shutdown one starts.
+        self._lock = threading.Lock()
 
     def take(self, store: Store) -> dict[str, Any]:
         """One checkpoint now, written to every sink (blocking: call it off the event loop)."""
+        with self._lock:
+            return self._take(store)
+
+    def _take(self, store: Store) -> dict[str, Any]:
         checkpoint = make(store, self.key)
         if self.last is not None and (self.last["seq"], self.last["hash"]) == (checkpoint["seq"], checkpoint["hash"]):
             return self.last  # nothing new since the last one: no rewrite, no new row
@@ -203,10 +210,12 @@ def latest_from_postgres(dsn: str, store: str | None = None) -> dict[str, Any] |
     import psycopg
 
     with psycopg.connect(dsn, connect_timeout=5) as db:
-        db.execute(_TABLE)
         where, args = ("where store = %s", (store,)) if store else ("", ())
-        row = db.execute(f"select body from guardproxy_evidence_checkpoints {where} order by id desc limit 1",
-                         args).fetchone()
+        try:
+            row = db.execute(f"select body from guardproxy_evidence_checkpoints {where} order by id desc limit 1",
+                             args).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None  # no checkpoint was ever written there
     if row is None:
         return None
     body = row[0]
