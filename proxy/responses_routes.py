@@ -39,7 +39,7 @@ from proxy.relay import ChatRelay, blocked_error, guard_headers
 from proxy.response_state import Remembered, StateStore, open_state, remember, with_history
 from proxy.settings import Settings
 from proxy.streaming.sse import encode_event
-from proxy.upstream import Upstream, relay_headers
+from proxy.upstream import Upstream, forwarded_headers, relay_headers
 
 log = logging.getLogger("guardproxy.responses")
 WITHHELD_OUTPUT = "[guardproxy] This call was withheld by policy and was not run."
@@ -83,7 +83,7 @@ def add_routes(app: FastAPI, settings: Settings, policies: PolicyStore) -> None:
         )
         request.state.exchange = exchange
         relay: ChatRelay = request.app.state.relay
-        response = await relay.handle(exchange, dict(request.headers), raw, adapter.RESPONSES)
+        response = await relay.handle(exchange, forwarded_headers(request.headers.items()), raw, adapter.RESPONSES)
         if response.status_code != 200:
             return response
 
