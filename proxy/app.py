@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
@@ -32,6 +32,7 @@ from proxy.guards.base import ChangeAnnouncer, ExchangeObserver, Guard, Lifecycl
 from proxy.guards.registry import build_pipeline
 from proxy.model import Exchange, Timings
 from proxy.pii.analyzer import shared_analyzer
+from proxy.pipeline import Pipeline
 from proxy.policy.approval_api import add_approval_route
 from proxy.policy.auth import api_key_from
 from proxy.policy.spec import hash_key
@@ -44,6 +45,9 @@ from proxy.settings import Settings
 from proxy.streaming.session import StreamLimits
 from proxy.telemetry import Telemetry, TelemetryMiddleware
 from proxy.upstream import Upstream, forwarded_headers, relay_headers
+
+if TYPE_CHECKING:
+    from proxy.mcp.gateway import McpGateway
 
 log = logging.getLogger("guardproxy.app")
 REQUEST_ID_HEADER = "x-guardproxy-request-id"
@@ -103,6 +107,7 @@ def create_app(
     recorder = evidence_recorder(settings, pipeline)  # None when evidence is off
     if recorder is not None:
         observers = [*observers, recorder]
+    mcp = _mcp_gateway(settings, pipeline, policies, observers, telemetry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -134,6 +139,8 @@ def create_app(
             if recorder is not None:
                 await recorder.close()  # drains queued bundles before the process goes
             await upstream.aclose()
+            if mcp is not None:
+                await mcp.aclose()
             telemetry.shutdown()  # flushes exporters
 
     app = FastAPI(title="guardproxy", version=__version__, lifespan=lifespan,
@@ -143,11 +150,24 @@ def create_app(
     app.state.telemetry = telemetry
     app.state.evidence = recorder
     _add_error_handlers(app)
-    _add_routes(app, settings, guards, policies)
+    _add_routes(app, settings, guards, policies, mcp)
     add_approval_route(app, guards, policies)
+    if mcp is not None:
+        app.state.mcp = mcp
+        app.mount("/mcp", mcp.app)  # /mcp/{server}: the MCP gateway (proxy/mcp/)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)  # outermost: sees it all
     return app
+
+
+def _mcp_gateway(settings: Settings, pipeline: Pipeline, policies: PolicyStore, observers: Sequence[Observer],
+                 telemetry: Telemetry) -> McpGateway | None:
+    """The MCP gateway when servers are declared (imported only then: the MCP SDK is large)."""
+    if not settings.mcp_servers:
+        return None
+    from proxy.mcp.gateway import McpGateway
+
+    return McpGateway(settings, pipeline, policies, observers, telemetry)
 
 
 def _content_redactor(settings: Settings) -> Callable[[str], str]:
@@ -157,7 +177,9 @@ def _content_redactor(settings: Settings) -> Callable[[str], str]:
     return BundleRedactor(analyzer).text
 
 
-def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies: PolicyStore) -> None:
+def _add_routes(
+    app: FastAPI, settings: Settings, guards: list[Guard], policies: PolicyStore, mcp: McpGateway | None = None
+) -> None:
     def route(api: WireAPI) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
             return await relay_chat(request, api)
@@ -180,6 +202,8 @@ def _add_routes(app: FastAPI, settings: Settings, guards: list[Guard], policies:
         client_policy = policy.authenticate(api_key)
         conversation = provider.parse(body)
         enforce(conversation, settings.unknown_shapes)  # the closed contract: read it or refuse it
+        if mcp is not None:  # tool results the MCP gateway served carry their real source
+            conversation = mcp.label(conversation)
         if settings.allowed_models and conversation.model not in settings.allowed_models:
             raise NotFound(f"model {conversation.model!r} is not served through this proxy",
                            code="model_not_found", param="model")

@@ -92,6 +92,9 @@ def _mount_optional() -> None:
 
     app.add_typer(rules_app, name="rules", help="Lint, test, explain and evaluate detection rules.")
     app.add_typer(evidence_app, name="evidence", help="Review evidence bundles: list, show, verify, report.")
+    from proxy.mcp.cli import app as mcp_app
+
+    app.add_typer(mcp_app, name="mcp", help="The MCP gateway: tool-definition pins, demo.")
 
 
 _mount_optional()

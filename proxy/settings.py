@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from proxy.errors import ConfigError
+from proxy.mcp.config import McpServer, McpSettings
 
 ENV_PREFIX = "GUARDPROXY_"
 
@@ -204,6 +205,8 @@ class Settings(BaseSettings):
     evidence_dir: Path = Path("evidence")  # GUARDPROXY_EVIDENCE_DIR
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     response_state: ResponseStateSettings = Field(default_factory=ResponseStateSettings)
+    mcp_servers: list[McpServer] = Field(default_factory=list)  # served at /mcp/{name}
+    mcp: McpSettings = Field(default_factory=McpSettings)
     log_level: str = "info"
 
     @property

@@ -17,7 +17,16 @@ from jsonschema import Draft202012Validator
 from proxy import yamldoc
 from proxy.errors import ConfigError
 from proxy.model import Action, Severity
-from proxy.policy.spec import SENDER_FIELDS, ClientPolicy, Policy, QuarantineRule, Scope, TaintMode, ToolRule
+from proxy.policy.spec import (
+    SENDER_FIELDS,
+    ClientPolicy,
+    McpAccess,
+    Policy,
+    QuarantineRule,
+    Scope,
+    TaintMode,
+    ToolRule,
+)
 from proxy.settings import DEFAULT_RULES_DIR
 
 SCHEMA = DEFAULT_RULES_DIR / "policy.schema.json"
@@ -108,4 +117,14 @@ def _client(entry: dict[str, Any]) -> ClientPolicy:
         drop_side_effects_at=Severity(entry.get("drop_side_effects_at", base.drop_side_effects_at)),
         detection_mode=entry.get("detection_mode", base.detection_mode),
         quarantine=QuarantineRule(**(entry.get("quarantine") or {})),
+        mcp=_mcp(entry.get("mcp") or {}),
     )
+
+
+def _mcp(entry: dict[str, Any]) -> McpAccess:
+    def patterns(key: str) -> tuple[str, ...] | None:
+        value = entry.get(key, "*")
+        return None if value == "*" else tuple(value)
+
+    return McpAccess(servers=patterns("servers"), resources=patterns("resources"), prompts=patterns("prompts"),
+                     accept_changed_tools=bool(entry.get("accept_changed_tools", False)))

@@ -57,6 +57,17 @@ class QuarantineRule:
 
 
 @dataclass(frozen=True, slots=True)
+class McpAccess:
+    """MCP servers, resources and prompts a client may reach (tools go through `tools`, as
+    `server.tool`). None: all. Glob patterns; see proxy/mcp/access.py."""
+
+    servers: tuple[str, ...] | None = None
+    resources: tuple[str, ...] | None = None
+    prompts: tuple[str, ...] | None = None
+    accept_changed_tools: bool = False  # serve a changed tool definition without a review
+
+
+@dataclass(frozen=True, slots=True)
 class ClientPolicy:
     name: str = "default"
     tools: frozenset[str] | None = None  # None: every tool the request offers
@@ -67,6 +78,7 @@ class ClientPolicy:
     drop_side_effects_at: Severity = Severity.HIGH
     detection_mode: str = "enforce"
     quarantine: QuarantineRule = field(default_factory=QuarantineRule)
+    mcp: McpAccess = field(default_factory=McpAccess)
 
     def allows(self, tool: str) -> bool:
         return self.tools is None or tool in self.tools

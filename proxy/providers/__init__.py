@@ -33,12 +33,13 @@ fills in (`proxy.providers.base.WireAPI`):
 
 from __future__ import annotations
 
+from proxy.mcp.wire import MCP
 from proxy.providers.anthropic_messages import ANTHROPIC
 from proxy.providers.base import WireAPI
 from proxy.providers.openai_chat import OPENAI
 from proxy.providers.openai_responses import RESPONSES
 
-_REGISTERED: tuple[WireAPI, ...] = (OPENAI, ANTHROPIC, RESPONSES)
+_REGISTERED: tuple[WireAPI, ...] = (OPENAI, ANTHROPIC, RESPONSES, MCP)
 
 APIS: dict[str, WireAPI] = {api.name: api for api in _REGISTERED}
 ROUTES: dict[str, WireAPI] = {api.route: api for api in _REGISTERED}

@@ -11,12 +11,13 @@ from proxy.providers.base import PhasePlan
 
 
 def test_each_api_is_registered_under_its_name_and_route() -> None:
-    assert set(APIS) == {"openai.chat", "anthropic.messages", "openai.responses"}
+    assert set(APIS) == {"openai.chat", "anthropic.messages", "openai.responses", "mcp"}
     assert ROUTES["/v1/chat/completions"] is APIS["openai.chat"]
     assert ROUTES["/v1/responses"] is APIS["openai.responses"]
     assert ROUTES["/v1/messages"] is APIS["anthropic.messages"]
     for name, api in APIS.items():
         assert api.name == name and api.vendor == name.split(".")[0]
+    assert ROUTES["/mcp"] is APIS["mcp"] and api_for_route("/mcp/files") is APIS["mcp"]
 
 
 def test_the_api_a_conversation_names_parses_it_again() -> None:
@@ -71,4 +72,5 @@ def test_stop_reasons_and_phase_plans() -> None:
     assert APIS["openai.chat"].stopped_reason == "content_filter"
     assert APIS["anthropic.messages"].stopped_reason == "refusal"
     for api in APIS.values():  # model APIs: the request is input, the answer output (MCP flips it)
-        assert api.phases == PhasePlan(Phase.INPUT, Phase.OUTPUT)
+        flipped = api.name == "mcp"
+        assert api.phases == (PhasePlan(Phase.OUTPUT, Phase.INPUT) if flipped else PhasePlan(Phase.INPUT, Phase.OUTPUT))
