@@ -45,7 +45,7 @@ async def session(
     handle: serving.ProxyHandle, key: str = KEYS["agent"], server: str = "files"
 ) -> AsyncIterator[ClientSession]:
     """The official client, through the proxy, authenticated with a guardproxy key."""
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http, \
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http, \
             streamable_http_client(mcp_url(handle, server), http_client=http) as (read, write), \
             ClientSession(read, write) as client:
         await client.initialize()

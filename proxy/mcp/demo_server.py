@@ -130,7 +130,7 @@ def start_in_thread(server: FilesServer | None = None, host: str = "127.0.0.1") 
     uv = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=uv.run, name="mcp-files", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # a loaded machine starts slowly
     while not uv.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the MCP files server did not start")
