@@ -14,9 +14,12 @@ TRUST_COLOUR = {"trusted": "green", "user": "cyan", "untrusted": "yellow"}
 
 
 def print_bundle(out: Console, b: dict[str, Any]) -> None:
-    out.print(f"[bold]{b['id']}[/bold]  seq {b.get('seq')}  {b['time']}  kept: {b['kept']['reason']}")
-    out.print(f"request {b.get('request_id')}  trace {b.get('trace_id') or '-'}  client {b.get('client')}  "
-              f"{b.get('provider')}/{b.get('model')}  stream={b.get('stream')}  action [bold]{b.get('action')}[/bold]")
+    # Every field of a bundle may carry client-controlled text (the model name, the client, reasons):
+    # escaped, so rich markup in it is shown as written, never interpreted.
+    out.print(f"[bold]{_e(b['id'])}[/bold]  seq {_e(b.get('seq'))}  {_e(b['time'])}  kept: {_e(b['kept']['reason'])}")
+    out.print(f"request {_e(b.get('request_id'))}  trace {_e(b.get('trace_id') or '-')}  client {_e(b.get('client'))}  "
+              f"{_e(b.get('api') or b.get('provider'))}/{_e(b.get('model'))}  stream={_e(b.get('stream'))}  "
+              f"action [bold]{_e(b.get('action'))}[/bold]")
     _segments(out, b)
     _output(out, b)
     _decisions(out, b)
@@ -58,21 +61,21 @@ def _output(out: Console, b: dict[str, Any]) -> None:
 def _decisions(out: Console, b: dict[str, Any]) -> None:
     out.rule("decisions")
     for d in b.get("decisions", []):
-        out.print(f"{d['stage']}: [bold]{d['action']}[/bold] {d.get('severity') or ''} "
-                  f"{escape('; '.join(d.get('reasons') or []))} removed={d.get('tools_removed')} "
-                  f"blocked={d.get('calls_blocked')}")
+        out.print(f"{_e(d['stage'])}: [bold]{_e(d['action'])}[/bold] {_e(d.get('severity') or '')} "
+                  f"{escape('; '.join(d.get('reasons') or []))} removed={_e(d.get('tools_removed'))} "
+                  f"blocked={_e(d.get('calls_blocked'))}")
     out.print(f"blast radius: {escape(json.dumps(b.get('blast_radius')))}")
 
 
 def _timings(out: Console, b: dict[str, Any]) -> None:
     t = b.get("timings") or {}
     out.rule("timings (ms)")
-    out.print(", ".join(f"{k} {v}" for k, v in t.items() if k != "stages_ms" and v is not None))
-    out.print(", ".join(f"{k} {v}" for k, v in (t.get("stages_ms") or {}).items()))
+    out.print(escape(", ".join(f"{k} {v}" for k, v in t.items() if k != "stages_ms" and v is not None)))
+    out.print(escape(", ".join(f"{k} {v}" for k, v in (t.get("stages_ms") or {}).items())))
     v = b.get("versions") or {}
-    out.print(f"versions: proxy {v.get('proxy')}, rules {v.get('ruleset')}, policy {v.get('policy')}; "
+    out.print(f"versions: proxy {_e(v.get('proxy'))}, rules {_e(v.get('ruleset'))}, policy {_e(v.get('policy'))}; "
               f"redaction {escape(json.dumps(b.get('redaction', {}).get('placeholders')))}")
-    out.print(f"hash {b.get('hash')}  prev {b.get('prev_hash')}")
+    out.print(f"hash {_e(b.get('hash'))}  prev {_e(b.get('prev_hash'))}")
 
 
 def _highlight(text: str, findings: list[dict[str, Any]]) -> str:
@@ -80,3 +83,7 @@ def _highlight(text: str, findings: list[dict[str, Any]]) -> str:
     for match in sorted({f.get("match") or "" for f in findings if f.get("match")}, key=len, reverse=True):
         marked = marked.replace(escape(match), f"[reverse red]{escape(match)}[/reverse red]")
     return marked
+
+
+def _e(value: object) -> str:
+    return escape(str(value))
