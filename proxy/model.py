@@ -164,6 +164,7 @@ class Conversation:
     raw: dict[str, Any] = field(default_factory=dict)  # the body as received (never mutated)
     opaque: tuple[Opaque, ...] = ()  # non-text content the model reads
     uninspected: tuple[Uninspected, ...] = ()  # passed on unread, or unknown parameters
+    calls: tuple[ToolCall, ...] = ()  # tool calls in the history (their results' ids point at them)
 
     def untrusted(self) -> tuple[Segment, ...]:
         return tuple(s for s in self.segments if s.trust is Trust.UNTRUSTED)

@@ -37,8 +37,33 @@ class Agent(Protocol):
 
     def answer(self, reply: Reply, results: list[str]) -> None: ...
 
+    def pending(self, approval: str) -> tuple[str, dict[str, Any]] | None: ...
 
-class OpenAIAgent:
+    def approve(self, approval: str) -> None: ...
+
+
+class _Approvals:
+    """The application side of the approval flow, over the SDK client's own HTTP helpers."""
+
+    prefix = ""
+
+    def _http(self) -> Any:
+        return getattr(self, "client")  # noqa: B009 - each agent holds its SDK client as `client`
+
+    def pending(self, approval: str) -> tuple[str, dict[str, Any]] | None:
+        try:
+            shown = self._http().get(f"{self.prefix}/guardproxy/approvals/{approval}", cast_to=object)
+        except (openai.APIStatusError, anthropic.APIStatusError):
+            return None
+        return str(shown["tool"]), _args(str(shown["arguments"]))
+
+    def approve(self, approval: str) -> None:
+        self._http().post(f"{self.prefix}/guardproxy/approvals/{approval}", cast_to=object)
+
+
+class OpenAIAgent(_Approvals):
+    prefix = ""  # the client's base URL ends in /v1
+
     def __init__(self, client: openai.OpenAI) -> None:
         self.client = client
         self.messages: list[dict[str, Any]] = []
@@ -67,7 +92,9 @@ class OpenAIAgent:
             self.messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
 
 
-class AnthropicAgent:
+class AnthropicAgent(_Approvals):
+    prefix = "/v1"
+
     def __init__(self, client: anthropic.Anthropic) -> None:
         self.client = client
         self.system = ""
@@ -99,7 +126,7 @@ class AnthropicAgent:
             {"type": "tool_result", "tool_use_id": c.id, "content": r} for c, r in pairs]})
 
 
-class ResponsesAgent:
+class ResponsesAgent(_Approvals):
     """OpenAI's Responses API the way agent SDKs use it: the history stays at the provider, each
     turn sends only what is new and `previous_response_id` (so the proxy's response state is what
     keeps the taint)."""

@@ -1,7 +1,9 @@
 """`guardproxy attack-sim`: every (user task x injection) pair through a real proxy and simulator.
 
-Prints attack success rate and utility, overall and per suite, with every benign task that was
-blocked and why. `--format json` gives {"asr", "utility", "pairs", "by_suite", ...}.
+Prints attack success rate and utility, overall, per suite and per class (benign classes: utility;
+attack classes: attack success and the user's task done despite the attack), with every benign task
+that was blocked and why. `--format json` gives {"asr", "utility", "utility_under_attack", "pairs",
+"by_suite", "by_class", "approvals", ...}.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def stages(detect: bool) -> list[dict[str, Any]]:
 
 
 def simulate(*, detect: bool, taint_mode: str, suites: list[str] | None, limit: int | None,
-             progress: Any = None, api: str = "openai") -> Report:
+             progress: Any = None, api: str = "openai", approve: bool = False) -> Report:
     # The SDKs, the proxy and the simulator are imported here, not at module level: every other
     # `guardproxy` command would otherwise pay their import (about 2 s) at start-up.
     import anthropic
@@ -56,7 +58,7 @@ def simulate(*, detect: bool, taint_mode: str, suites: list[str] | None, limit: 
                 agent = ResponsesAgent(openai.OpenAI(base_url=proxy.url, api_key="attack-sim", max_retries=0))
             else:
                 agent = OpenAIAgent(openai.OpenAI(base_url=proxy.url, api_key="attack-sim", max_retries=0))
-            return run_suites(agent, loaded, limit, progress)
+            return run_suites(agent, loaded, limit, progress, approve)
         finally:
             proxy.stop()
             sim.stop()
@@ -69,6 +71,8 @@ def command(
     limit: Annotated[int | None, typer.Option(help="At most N tasks and N injections per suite.")] = None,
     format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
     api: Annotated[str, typer.Option(help="openai (chat completions), anthropic (messages) or responses.")] = "openai",
+    approve: Annotated[bool, typer.Option(
+        "--approve", help="Play a user who approves a withheld call only when it is the call they asked for.")] = False,
 ) -> None:
     """Run the attack simulation and print attack success rate and utility."""
     if taint_mode not in ("argument_provenance", "drop_side_effects"):
@@ -76,13 +80,14 @@ def command(
     err = Console(stderr=True)
     if api not in ("openai", "anthropic", "responses"):
         raise typer.BadParameter("--api must be openai, anthropic or responses")
-    report = simulate(detect=not no_detect, taint_mode=taint_mode, suites=suite, limit=limit, api=api,
+    report = simulate(detect=not no_detect, taint_mode=taint_mode, suites=suite, limit=limit, api=api, approve=approve,
                       progress=lambda msg: err.print(f"[dim]ran {msg}[/dim]"))
     result = report.as_dict()
     if format == "json":
         typer.echo(json.dumps(result, indent=2))
         return
-    _print(Console(), result, detect=not no_detect, taint_mode=f"{taint_mode}, {api} API")
+    _print(Console(), result, detect=not no_detect,
+           taint_mode=f"{taint_mode}, {api} API{', user approvals' if approve else ''}")
 
 
 def _print(console: Console, result: dict[str, Any], *, detect: bool, taint_mode: str) -> None:
@@ -93,6 +98,20 @@ def _print(console: Console, result: dict[str, Any], *, detect: bool, taint_mode
         table.add_row(name, str(s["pairs"]), f"{s['asr']:.3f}", f"{s['utility']:.3f}")
     table.add_row("all", str(result["pairs"]), f"{result['asr']:.3f}", f"{result['utility']:.3f}", style="bold")
     console.print(table)
+    classes = Table(title="by class")
+    for col in ("class", "tasks / pairs", "attack success rate", "utility (under attack)"):
+        classes.add_column(col)
+    for name, row in result["by_class"].items():
+        if "asr" in row:
+            classes.add_row(name, str(row["pairs"]), f"{row['asr']:.3f}", f"{row['utility_under_attack']:.3f}")
+        else:
+            classes.add_row(name, str(row["tasks"]), "", f"{row['utility']:.3f}")
+    classes.add_row("all attacks", str(result["pairs"]), f"{result['asr']:.3f}",
+                    f"{result['utility_under_attack']:.3f}", style="bold")
+    console.print(classes)
+    asked = result["approvals"]
+    if asked["asked"]:
+        console.print(f"approvals: {asked['asked']} asked, {asked['granted']} granted by the user")
     for attack in result["successful_attacks"]:
         console.print(f"[red]attack succeeded:[/red] {attack}")
     for task in result["failed_benign_tasks"]:

@@ -166,11 +166,12 @@ def _call_problem(
     if call.name not in offered or not client.allows(call.name):
         return "the tool was not offered to the model for this client"
     rule = policy.tool(call.name)
-    if not tainted or rule.scope is not Scope.SIDE_EFFECT:
+    if not tainted:
         return None
-    if client.taint_mode is not TaintMode.ARGUMENT_PROVENANCE:
-        return None
-    untraced = tracer.untraced(call, rule)
+    # Egress arguments (URLs, hosts) are checked whatever the scope and taint mode: a `read` fetch
+    # can carry data out. Side-effecting calls are checked whole under argument_provenance.
+    side_effect = rule.scope is Scope.SIDE_EFFECT and client.taint_mode is TaintMode.ARGUMENT_PROVENANCE
+    untraced = tracer.untraced(call, rule, side_effect=side_effect)
     if not untraced:
         return None
     u = untraced[0]

@@ -75,6 +75,12 @@ class ApprovalStore:
             self._drop(next(iter(self._by_id)))
         return pending.id
 
+    def get(self, approval_id: str, client: str) -> Pending | None:
+        """A pending call, for the application to show its user; None when unknown or another client's."""
+        self._expire()
+        pending = self._by_id.get(approval_id)
+        return pending if pending is not None and pending.client == client else None
+
     def approve(self, approval_id: str, client: str) -> Pending | None:
         """Mark a pending call approved; None when unknown, expired or another client's."""
         self._expire()

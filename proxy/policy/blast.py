@@ -18,6 +18,15 @@ def side_effecting(tools: Iterable[ToolSpec], policy: Policy) -> list[str]:
     return [t.name for t in tools if policy.tool(t.name).scope is Scope.SIDE_EFFECT]
 
 
+def _reach(name: str, policy: Policy) -> dict[str, Any]:
+    """A tool's scope and sinks: once tainted, its egress arguments are checked whatever the scope,
+    and its text arguments' links, addresses and secrets are checked when it has side effects."""
+    rule = policy.tool(name)
+    return {"name": name, "scope": rule.scope.value, "declared": rule.declared,
+            "egress_args": list(rule.egress_args) if rule.egress_args is not None else "named like url/host",
+            "text_args": list(rule.text_args) if rule.text_args is not None else "body, message, title, ..."}
+
+
 def blast_radius(
     tools: Iterable[ToolSpec],
     client: ClientPolicy,
@@ -27,10 +36,7 @@ def blast_radius(
     blocked: Iterable[str] = (),
 ) -> dict[str, Any]:
     tools = list(tools)
-    reachable = [
-        {"name": t.name, "scope": policy.tool(t.name).scope.value, "declared": policy.tool(t.name).declared}
-        for t in tools
-    ]
+    reachable = [_reach(t.name, policy) for t in tools]
     secret = sorted(set(client.data_scopes) & policy.secret_scopes)
     return {
         "client": client.name,

@@ -99,6 +99,8 @@ def _tool(name: str, spec: dict[str, Any]) -> ToolRule:
         scope=Scope(spec["scope"]),
         sensitive_args=tuple(sensitive) if sensitive is not None else None,
         trusted_source_for={arg: tuple(fields) for arg, fields in (spec.get("trusted_source_for") or {}).items()},
+        egress_args=tuple(spec["egress_args"]) if "egress_args" in spec else None,
+        text_args=tuple(spec["text_args"]) if "text_args" in spec else None,
     )
 
 

@@ -11,13 +11,15 @@ nested object is checked, however many there are. Pure functions over the data m
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from proxy.model import Conversation, Segment, ToolCall, ToolSpec, Trust
 from proxy.policy import canon
+from proxy.policy.arguments import Pairs, flat, parse_arguments, strings
 from proxy.policy.canon import Token, Tokens
 from proxy.policy.records import fields
+from proxy.policy.sinks import egress_values, planted_tokens
 from proxy.policy.spec import SENDER_FIELDS, Policy, ToolRule
 
 # Client text that still cannot vouch: the model's own history, and tool definitions (an MCP
@@ -37,14 +39,6 @@ def untraced_arguments(call: ToolCall, rule: ToolRule, conv: Conversation, polic
     return Tracer.of(conv, policy).untraced(call, rule)
 
 
-class _Pairs(list[tuple[str, Any]]):
-    """A JSON object as its key/value pairs, so a repeated key is checked under every value."""
-
-
-def parse_arguments(text: str) -> Any:
-    return json.loads(text or "{}", object_pairs_hook=_Pairs)
-
-
 def sensitive_values(call: ToolCall, rule: ToolRule, spec: ToolSpec | None = None) -> list[tuple[str, str]]:
     """(arg, string value) pairs to check: every element of nested lists and objects, and the keys
     of nested objects that are not plain identifiers (a recipient can ride in a key)."""
@@ -53,10 +47,10 @@ def sensitive_values(call: ToolCall, rule: ToolRule, spec: ToolSpec | None = Non
     except (json.JSONDecodeError, RecursionError):
         # Unparseable arguments cannot be vouched for: treat the whole text as one value.
         return [("*", call.arguments)]
-    if not isinstance(args, _Pairs):
+    if not isinstance(args, Pairs):
         return [("*", call.arguments)]
     names = checked_names([k for k, _ in args], rule, spec)
-    return [(k, s) for k, v in args if k in names for s in _strings(v) if s.strip()]
+    return [(k, s) for k, v in args if k in names for s in strings(v) if s.strip()]
 
 
 def checked_names(names: list[str], rule: ToolRule, spec: ToolSpec | None) -> set[str]:
@@ -81,23 +75,17 @@ def _declared(spec: ToolSpec | None) -> set[str] | None:
     return set(props) if isinstance(props, dict) and props else None
 
 
-def _strings(value: Any) -> list[str]:
-    out: list[str] = []
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, int | float) and not isinstance(item, bool):
-            out.append(str(item))
-        elif isinstance(item, _Pairs):
-            for k, v in reversed(item):
-                if not k.isidentifier():
-                    out.append(k)
-                stack.append(v)
-        elif isinstance(item, list):
-            stack.extend(reversed(item))
-    return out
+# Arguments that name one record (not a query, a month or a page size, whose results are collections
+# that third parties write into).
+_RECORD_ARG = re.compile(r"(?:id|url|uri|href|link|path|file|filename|document|page|record|invoice|bill)"
+                         r"|\w+_(?:id|url|uri|path|file)")
+
+
+def _identifying(tokens: tuple[Token, ...]) -> bool:
+    """Does a value name one record: an address, URL, IBAN, number, or a word with digits or path
+    punctuation (`bill-2026-11.pdf`, `inv_2211`)? Plain words ("inbox", "general") name none."""
+    return any(t.startswith((*canon.COMPOUND, "num:")) or
+               (t.startswith("word:") and any(c.isdigit() or c in "._/-" for c in t[5:])) for t in tokens)
 
 
 @dataclass
@@ -109,6 +97,7 @@ class Tracer:
     _trusted: Tokens | None = None
     _untrusted: dict[int, Tokens] = field(default_factory=dict)
     _fields: dict[int, list[tuple[str, tuple[Token, ...]]]] = field(default_factory=dict)
+    _designations: list[tuple[Segment, str]] | None = None
     budget: list[int] = field(default_factory=lambda: [0])
 
     @classmethod
@@ -118,21 +107,82 @@ class Tracer:
         tracer.budget[0] = 8 * conv.char_count() + 10_000
         return tracer
 
-    def untraced(self, call: ToolCall, rule: ToolRule) -> list[Untraced]:
+    def untraced(self, call: ToolCall, rule: ToolRule, *, side_effect: bool = True) -> list[Untraced]:
+        """Unvouched values: sensitive arguments and links planted in text arguments of a
+        side-effecting call, and egress arguments (URLs, hosts) of any call."""
         spec = next((t for t in self.conv.tools if t.name == call.name), None)
-        out = []
-        for arg, value in sensitive_values(call, rule, spec):
-            tokens = canon.canonical(value)
+        try:
+            args = flat(parse_arguments(call.arguments))
+        except (json.JSONDecodeError, RecursionError):
+            args = [("*", call.arguments)]
+        checks = [(a, v, canon.canonical(v)) for a, v in egress_values(args, rule)]
+        if side_effect:
+            checks = [(a, v, canon.canonical(v)) for a, v in sensitive_values(call, rule, spec)] + checks
+            checks += [(a, shown, (tok,)) for a, tok, shown in planted_tokens(args, rule)]
+        out, seen = [], set()
+        for arg, value, tokens in checks:
+            if (arg, tokens) in seen:
+                continue
+            seen.add((arg, tokens))
             if not self.vouched(call.name, arg, tokens):
                 out.append(Untraced(arg, value, self.seen_in(tokens)))
         return out
 
     def vouched(self, tool: str, arg: str, tokens: tuple[Token, ...]) -> bool:
+        return self.vouched_by(tool, arg, tokens) is not None
+
+    def vouched_by(self, tool: str, arg: str, tokens: tuple[Token, ...]) -> str | None:
+        """What vouches for the value ("user or operator text", a source tool's field, a source
+        the user designated), or None."""
         if not tokens:  # nothing comparable (only punctuation): cannot be traced
-            return False
+            return None
         if self.trusted().contains(tokens, self.budget):
-            return True
-        return any(self._authoritative(seg, tool, arg, tokens) for seg in self._results())
+            return "user or operator text"
+        for seg in self._results():
+            if self._authoritative(seg, tool, arg, tokens):
+                return f"authoritative result of {seg.provenance.source}"
+        for seg, named in self._designated():
+            if self._designated_value(seg, arg, tokens):
+                return f"source the user designated: {named}"
+        return None
+
+    def _designated(self) -> list[tuple[Segment, str]]:
+        """Results of calls that named a record the user named (a URL, file, record id): what the
+        user asked to read may fill that task's arguments, with `_designated_value`'s limits."""
+        if self._designations is None:
+            calls = {c.id: c for c in self.conv.calls}
+            self._designations = []
+            for seg in self._results():
+                call = calls.get(seg.provenance.tool_call_id or "")
+                named = self._user_named(call) if call is not None else None
+                if named is not None:
+                    self._designations.append((seg, f"{seg.provenance.source}({named})"))
+        return self._designations
+
+    def _user_named(self, call: ToolCall) -> str | None:
+        """The identifying argument values of `call` when the user's or operator's text holds every
+        one of them; None when it names no record (no identifying value) or one it did not name."""
+        try:
+            args = parse_arguments(call.arguments)
+        except (json.JSONDecodeError, RecursionError):
+            return None
+        if not isinstance(args, Pairs):
+            return None
+        named = [v for k, value in args if _RECORD_ARG.fullmatch(k.lower()) for v in strings(value)
+                 if _identifying(canon.canonical(v))]
+        if not named or not all(self.trusted().contains(canon.canonical(v), self.budget) for v in named):
+            return None
+        return ", ".join(v[:80] for v in named)
+
+    def _designated_value(self, seg: Segment, arg: str, tokens: tuple[Token, ...]) -> bool:
+        """An address, URL or IBAN that is the only one of its kind in the source, or the one value
+        of a field named like the argument. A second, competing value (an injected line) leaves
+        both unvouched: the attacker can add text to the record but not remove the real value."""
+        if canon.is_compound(tokens):
+            kind = tokens[0].split(":", 1)[0] + ":"
+            return {t for t in self._tokens(seg).positions if t.startswith(kind)} == {tokens[0]}
+        values = {v for k, v in self._field_tokens(seg) if k == arg.lower()}
+        return values == {tokens}
 
     def trusted(self) -> Tokens:
         if self._trusted is None:

@@ -47,6 +47,8 @@ class ToolRule:
     # "tool.arg" or "arg" -> result fields whose values are authoritative for it ("*": the whole result)
     trusted_source_for: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     declared: bool = True
+    egress_args: tuple[str, ...] | None = None  # None: args named like URLs/hosts and URL-shaped values
+    text_args: tuple[str, ...] | None = None  # None: body, message, title, ... (proxy.policy.sinks)
 
 
 @dataclass(frozen=True, slots=True)

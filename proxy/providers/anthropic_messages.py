@@ -15,9 +15,11 @@ rewrite it gives back that very body, minus the retrieval markup.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
-from proxy.model import Conversation, Provenance, Segment, ToolSpec, Trust
+from proxy.model import Conversation, Provenance, Segment, ToolCall, ToolSpec, Trust
 from proxy.providers import jsonpath, params
 from proxy.providers.anthropic_errors import anthropic_error_body
 from proxy.providers.anthropic_response import parse_output, render_output
@@ -61,7 +63,8 @@ def parse(body: dict[str, Any]) -> Conversation:
         labels.unknown(("mcp_servers",), "remote MCP servers give the model tools outside the key's "
                        "tool scope; connect MCP servers through guardproxy instead", body["mcp_servers"])
     top_level(body, KNOWN_PARAMS | {"mcp_servers"}, labels)
-    return labels.conversation(API, VENDOR, body, tuple(_tool_spec(t) for t in body.get("tools") or ()))
+    conv = labels.conversation(API, VENDOR, body, tuple(_tool_spec(t) for t in body.get("tools") or ()))
+    return dataclasses.replace(conv, calls=_history_calls(body["messages"]))
 
 
 def render(conv: Conversation) -> dict[str, Any]:
@@ -204,6 +207,15 @@ def _output_format(fmt: Any, labels: Labeller) -> None:
     if isinstance(fmt, dict) and fmt.get("schema") is not None:
         labels.leaves(fmt["schema"], ("output_format", "schema"), Trust.USER, Provenance("response_format"),
                       "response_format", skip=_SCHEMA_SKIP)
+
+
+def _history_calls(messages: list[dict[str, Any]]) -> tuple[ToolCall, ...]:
+    """The tool_use blocks of assistant turns: provenance asks which record a result came from."""
+    return tuple(
+        ToolCall(str(b["id"]), str(b["name"]), json.dumps(b.get("input", {})))
+        for m in messages if isinstance(m["content"], list) for b in m["content"]
+        if isinstance(b, dict) and b.get("type") == "tool_use" and b.get("id") and b.get("name")
+    )
 
 
 def _tool_use_names(messages: list[dict[str, Any]]) -> dict[str, str]:

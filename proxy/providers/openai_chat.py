@@ -12,10 +12,11 @@ client sent; with no rewrite it gives back that very body, minus the retrieval m
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from proxy.model import Conversation, Provenance, ToolSpec, Trust
+from proxy.model import Conversation, Provenance, ToolCall, ToolSpec, Trust
 from proxy.providers import jsonpath, params
 from proxy.providers.base import WireAPI
 from proxy.providers.labels import Labeller, Path, top_level
@@ -63,7 +64,8 @@ def parse(body: dict[str, Any]) -> Conversation:
     _response_format(body.get("response_format"), labels)
     _prediction(body.get("prediction"), labels)
     top_level(body, KNOWN_PARAMS, labels)
-    return labels.conversation(API, VENDOR, body, tuple(tools))
+    conv = labels.conversation(API, VENDOR, body, tuple(tools))
+    return dataclasses.replace(conv, calls=_history_calls(body["messages"]))
 
 
 def render(conv: Conversation) -> dict[str, Any]:
@@ -158,6 +160,15 @@ def _prediction(prediction: Any, labels: Labeller) -> None:
         labels.text(("prediction", "content"), content, Trust.USER, prov, "prediction")
     for j, part in enumerate(content if isinstance(content, list) else ()):
         _part(part, ("prediction", "content", j), Trust.USER, prov, "prediction", labels)
+
+
+def _history_calls(messages: list[dict[str, Any]]) -> tuple[ToolCall, ...]:
+    """The calls assistant turns made: provenance asks which record a tool result came from."""
+    return tuple(
+        ToolCall(str(call["id"]), str(fn["name"]), str(fn.get("arguments") or ""))
+        for m in messages for call in m.get("tool_calls") or ()
+        if call.get("id") and (fn := call.get("function") or {}).get("name")
+    )
 
 
 def _tool_call_names(messages: list[dict[str, Any]]) -> dict[str, str]:

@@ -102,6 +102,8 @@ def test_a_withheld_call_passes_once_after_the_application_approves_it(keyed: Pr
         mailer.post("/guardproxy/approvals/ap_unknown", cast_to=object)
     with pytest.raises(openai.AuthenticationError):
         client(keyed, "wrong-key").post(f"/guardproxy/approvals/{approval}", cast_to=object)
+    shown = mailer.get(f"/guardproxy/approvals/{approval}", cast_to=object)
+    assert shown["status"] == "pending" and "attacker@evil.example" in shown["arguments"]  # type: ignore[index]
     answer = mailer.post(f"/guardproxy/approvals/{approval}", cast_to=object)
     assert answer["status"] == "approved" and answer["tool"] == "send_email"  # type: ignore[index]
     # The same request again: the same call passes, once.

@@ -89,7 +89,9 @@ async def test_high_finding_drops_side_effects_and_records_blast_radius() -> Non
     assert "send_email" in verdict.decision.tools_removed
     radius = verdict.decision.blast_radius
     assert radius is not None and radius["side_effects_reachable"] is True
-    assert {"name": "send_email", "scope": "side_effect", "declared": True} in radius["tools"]
+    send = next(t for t in radius["tools"] if t["name"] == "send_email")
+    assert send["scope"] == "side_effect" and send["declared"] is True
+    assert send["text_args"] == "body, message, title, ..."  # the free-text sink is on the record
     assert any("medium -> high" in r for r in verdict.decision.reasons)
 
 
