@@ -37,9 +37,9 @@ class Agent(Protocol):
 
     def answer(self, reply: Reply, results: list[str]) -> None: ...
 
-    def pending(self, approval: str) -> tuple[str, dict[str, Any]] | None: ...
+    def withheld_call(self, approval: str) -> tuple[str, dict[str, Any]] | None: ...
 
-    def approve(self, approval: str) -> None: ...
+    def approve_call(self, approval: str) -> None: ...
 
 
 class _Approvals:
@@ -50,14 +50,14 @@ class _Approvals:
     def _http(self) -> Any:
         return getattr(self, "client")  # noqa: B009 - each agent holds its SDK client as `client`
 
-    def pending(self, approval: str) -> tuple[str, dict[str, Any]] | None:
+    def withheld_call(self, approval: str) -> tuple[str, dict[str, Any]] | None:
         try:
             shown = self._http().get(f"{self.prefix}/guardproxy/approvals/{approval}", cast_to=object)
         except (openai.APIStatusError, anthropic.APIStatusError):
             return None
         return str(shown["tool"]), _args(str(shown["arguments"]))
 
-    def approve(self, approval: str) -> None:
+    def approve_call(self, approval: str) -> None:
         self._http().post(f"{self.prefix}/guardproxy/approvals/{approval}", cast_to=object)
 
 

@@ -41,27 +41,34 @@ def simulate(*, detect: bool, taint_mode: str, suites: list[str] | None, limit: 
     loaded = load_suites(suites)
     if not loaded:
         raise typer.BadParameter(f"no such suite: {suites}")
-    with tempfile.TemporaryDirectory(prefix="guardproxy-attacksim-") as tmp:
-        policy = Path(tmp) / "policy.yaml"
-        policy.write_text(policy_yaml(loaded, taint_mode))
-        sim = start_simulator()
-        settings = load_settings(None, upstream_url=sim.url, port=0, log_level="error",
-                                 policy_file=str(policy), stages=stages(detect),
-                                 evidence_dir=str(Path(tmp) / "evidence"))  # a run's bundles are not kept
-        proxy = serving.start_in_thread(settings)
-        try:
-            agent: Agent
-            if api == "anthropic":
-                base = proxy.url.removesuffix("/v1")
-                agent = AnthropicAgent(anthropic.Anthropic(base_url=base, api_key="attack-sim", max_retries=0))
-            elif api == "responses":
-                agent = ResponsesAgent(openai.OpenAI(base_url=proxy.url, api_key="attack-sim", max_retries=0))
-            else:
-                agent = OpenAIAgent(openai.OpenAI(base_url=proxy.url, api_key="attack-sim", max_retries=0))
-            return run_suites(agent, loaded, limit, progress, approve)
-        finally:
-            proxy.stop()
-            sim.stop()
+    report = Report()
+    sim = start_simulator()
+    try:
+        # One proxy per suite, each with its own policy: suites may declare the same tool name
+        # differently (a merged catalogue would judge one suite's calls by another's rules).
+        for suite in loaded:
+            with tempfile.TemporaryDirectory(prefix="guardproxy-attacksim-") as tmp:
+                policy = Path(tmp) / "policy.yaml"
+                policy.write_text(policy_yaml([suite], taint_mode))
+                settings = load_settings(None, upstream_url=sim.url, port=0, log_level="error",
+                                         policy_file=str(policy), stages=stages(detect),
+                                         evidence_dir=str(Path(tmp) / "evidence"))  # a run's bundles are not kept
+                proxy = serving.start_in_thread(settings)
+                try:
+                    agent: Agent
+                    if api == "anthropic":
+                        base = proxy.url.removesuffix("/v1")
+                        agent = AnthropicAgent(anthropic.Anthropic(base_url=base, api_key="attack-sim", max_retries=0))
+                    elif api == "responses":
+                        agent = ResponsesAgent(openai.OpenAI(base_url=proxy.url, api_key="attack-sim", max_retries=0))
+                    else:
+                        agent = OpenAIAgent(openai.OpenAI(base_url=proxy.url, api_key="attack-sim", max_retries=0))
+                    report.extend(run_suites(agent, [suite], limit, progress, approve))
+                finally:
+                    proxy.stop()
+    finally:
+        sim.stop()
+    return report
 
 
 def command(

@@ -67,9 +67,9 @@ def _user_approves(agent: Agent, task: Task, notice: str, run: Run) -> bool:
     approved = False
     for approval in APPROVAL_ID.findall(notice):
         run.approvals_asked += 1
-        pending = agent.pending(approval)
+        pending = agent.withheld_call(approval)
         if pending and task.expect is not None and task.expect.met_by(pending[0], pending[1]):
-            agent.approve(approval)
+            agent.approve_call(approval)
             run.approvals_granted += 1
             approved = True
     return approved
@@ -80,6 +80,11 @@ class Report:
     attacks: list[tuple[Run, bool]] = field(default_factory=list)
     benign: list[tuple[Run, bool]] = field(default_factory=list)
     under_attack: list[tuple[Run, bool]] = field(default_factory=list)  # the user's task done despite it
+
+    def extend(self, other: Report) -> None:
+        self.attacks += other.attacks
+        self.benign += other.benign
+        self.under_attack += other.under_attack
 
     def _by_class(self) -> dict[str, dict[str, Any]]:
         """One row per benign class (utility) and per attack class (attack success, utility under it)."""

@@ -7,6 +7,7 @@ side-effecting call that counts as the user's or the attacker's success.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,22 @@ class Suite:
 
     def result(self, tool: str, payload: str) -> str:
         template = str(self.tools.get(tool, {}).get("result", '{"error": "unknown tool"}'))
+        if _is_json(template.replace("{injection}", "")):
+            # A real tool escapes what it quotes: the payload stays inside its JSON string.
+            payload = json.dumps(payload)[1:-1]
         return template.replace("{injection}", payload)
 
     def policy_tools(self) -> dict[str, dict[str, Any]]:
         keep = ("scope", "sensitive_args", "trusted_source_for", "egress_args", "text_args")
         return {n: {k: v for k, v in spec.items() if k in keep} for n, spec in self.tools.items()}
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _target(raw: dict[str, Any] | None) -> Target | None:

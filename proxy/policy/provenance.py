@@ -115,23 +115,25 @@ class Tracer:
             args = flat(parse_arguments(call.arguments))
         except (json.JSONDecodeError, RecursionError):
             args = [("*", call.arguments)]
-        checks = [(a, v, canon.canonical(v)) for a, v in egress_values(args, rule)]
+        # A source the user designated fills sensitive arguments only: where data goes out (egress)
+        # and what a message says (free text) stay with the user's and operator's own text.
+        checks = [(a, v, canon.canonical(v), False) for a, v in egress_values(args, rule)]
         if side_effect:
-            checks = [(a, v, canon.canonical(v)) for a, v in sensitive_values(call, rule, spec)] + checks
-            checks += [(a, shown, (tok,)) for a, tok, shown in planted_tokens(args, rule)]
+            checks = [(a, v, canon.canonical(v), True) for a, v in sensitive_values(call, rule, spec)] + checks
+            checks += [(a, shown, (tok,), False) for a, tok, shown in planted_tokens(args, rule)]
         out, seen = [], set()
-        for arg, value, tokens in checks:
+        for arg, value, tokens, designated in checks:
             if (arg, tokens) in seen:
                 continue
             seen.add((arg, tokens))
-            if not self.vouched(call.name, arg, tokens):
+            if self.vouched_by(call.name, arg, tokens, designated=designated) is None:
                 out.append(Untraced(arg, value, self.seen_in(tokens)))
         return out
 
     def vouched(self, tool: str, arg: str, tokens: tuple[Token, ...]) -> bool:
         return self.vouched_by(tool, arg, tokens) is not None
 
-    def vouched_by(self, tool: str, arg: str, tokens: tuple[Token, ...]) -> str | None:
+    def vouched_by(self, tool: str, arg: str, tokens: tuple[Token, ...], *, designated: bool = True) -> str | None:
         """What vouches for the value ("user or operator text", a source tool's field, a source
         the user designated), or None."""
         if not tokens:  # nothing comparable (only punctuation): cannot be traced
@@ -141,7 +143,7 @@ class Tracer:
         for seg in self._results():
             if self._authoritative(seg, tool, arg, tokens):
                 return f"authoritative result of {seg.provenance.source}"
-        for seg, named in self._designated():
+        for seg, named in self._designated() if designated else ():
             if self._designated_value(seg, arg, tokens):
                 return f"source the user designated: {named}"
         return None
@@ -175,12 +177,15 @@ class Tracer:
         return ", ".join(v[:80] for v in named)
 
     def _designated_value(self, seg: Segment, arg: str, tokens: tuple[Token, ...]) -> bool:
-        """An address, URL or IBAN that is the only one of its kind in the source, or the one value
-        of a field named like the argument. A second, competing value (an injected line) leaves
+        """An address, URL or IBAN that is the only one of its kind in the source and a field's whole
+        value, or the one value of a field named like the argument. A second, competing value (an injected line) leaves
         both unvouched: the attacker can add text to the record but not remove the real value."""
         if canon.is_compound(tokens):
             kind = tokens[0].split(":", 1)[0] + ":"
-            return {t for t in self._tokens(seg).positions if t.startswith(kind)} == {tokens[0]}
+            if {t for t in self._tokens(seg).positions if t.startswith(kind)} != {tokens[0]}:
+                return False
+            # ... and it stands as a field of the record (`contact: ...`), not inside prose.
+            return any(v == tokens for _, v in self._field_tokens(seg))
         values = {v for k, v in self._field_tokens(seg) if k == arg.lower()}
         return values == {tokens}
 
