@@ -81,6 +81,9 @@ _RECORD_ARG = re.compile(r"(?:id|url|uri|href|link|path|file|filename|document|p
                          r"|\w+_(?:id|url|uri|path|file)")
 
 
+_NO_FIELD: tuple[set[tuple[Token, ...]], set[Token]] = (set(), set())
+
+
 def _identifying(tokens: tuple[Token, ...]) -> bool:
     """Does a value name one record: an address, URL, IBAN, number, or a word with digits or path
     punctuation (`bill-2026-11.pdf`, `inv_2211`)? Plain words ("inbox", "general") name none."""
@@ -98,6 +101,8 @@ class Tracer:
     _untrusted: dict[int, Tokens] = field(default_factory=dict)
     _fields: dict[int, list[tuple[str, tuple[Token, ...]]]] = field(default_factory=dict)
     _designations: list[tuple[Segment, str]] | None = None
+    _indexes: dict[int, dict[str, tuple[set[tuple[Token, ...]], set[Token]]]] = field(default_factory=dict)
+    _compounds: dict[int, dict[str, set[Token]]] = field(default_factory=dict)
     budget: list[int] = field(default_factory=lambda: [0])
 
     @classmethod
@@ -180,14 +185,24 @@ class Tracer:
         """An address, URL or IBAN that is the only one of its kind in the source and a field's whole
         value, or the one value of a field named like the argument. A second, competing value (an injected line) leaves
         both unvouched: the attacker can add text to the record but not remove the real value."""
+        index = self._field_index(seg)
         if canon.is_compound(tokens):
-            kind = tokens[0].split(":", 1)[0] + ":"
-            if {t for t in self._tokens(seg).positions if t.startswith(kind)} != {tokens[0]}:
+            kind = tokens[0].split(":", 1)[0]
+            if self._kinds(seg).get(kind) != {tokens[0]}:
                 return False
             # ... and it stands as a field of the record (`contact: ...`), not inside prose.
-            return any(v == tokens for _, v in self._field_tokens(seg))
-        values = {v for k, v in self._field_tokens(seg) if k == arg.lower()}
-        return values == {tokens}
+            return any(tokens in whole for whole, _ in index.values())
+        return index.get(arg.lower(), _NO_FIELD)[0] == {tokens}
+
+    def _kinds(self, seg: Segment) -> dict[str, set[Token]]:
+        """kind -> the distinct address / URL / IBAN tokens of a segment."""
+        if seg.index not in self._compounds:
+            kinds: dict[str, set[Token]] = {}
+            for tok in self._tokens(seg).positions:
+                if tok.startswith(canon.COMPOUND):
+                    kinds.setdefault(tok.split(":", 1)[0], set()).add(tok)
+            self._compounds[seg.index] = kinds
+        return self._compounds[seg.index]
 
     def trusted(self) -> Tokens:
         if self._trusted is None:
@@ -218,10 +233,23 @@ class Tracer:
         if "*" in wanted:
             return self._tokens(seg).contains(tokens, self.budget)
         compound = canon.is_compound(tokens)
-        for key, value in self._field_tokens(seg):
-            if key in wanted and (value == tokens or (compound and tokens[0] in value)):
+        index = self._field_index(seg)
+        for key in wanted:
+            whole, inner = index.get(key, _NO_FIELD)
+            if tokens in whole or (compound and tokens[0] in inner):
                 return True
         return False
+
+    def _field_index(self, seg: Segment) -> dict[str, tuple[set[tuple[Token, ...]], set[Token]]]:
+        """key -> (whole canonical values, address/URL/IBAN tokens inside them): one lookup per key."""
+        if seg.index not in self._indexes:
+            index: dict[str, tuple[set[tuple[Token, ...]], set[Token]]] = {}
+            for key, value in self._field_tokens(seg):
+                whole, inner = index.setdefault(key, (set(), set()))
+                whole.add(value)
+                inner.update(t for t in value if t.startswith(canon.COMPOUND))
+            self._indexes[seg.index] = index
+        return self._indexes[seg.index]
 
     def _field_tokens(self, seg: Segment) -> list[tuple[str, tuple[Token, ...]]]:
         if seg.index not in self._fields:
