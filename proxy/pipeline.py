@@ -122,9 +122,9 @@ class Pipeline:
         start = time.perf_counter()
         status, detail = StageStatus.OK, ""
         try:
-            verdict = await asyncio.wait_for(
-                stage.guard.inspect(exchange, phase), timeout=stage.settings.timeout_s
-            )
+            # A deadline in this task, not wait_for's: that wraps each stage in a task of its own.
+            async with asyncio.timeout(stage.settings.timeout_s):
+                verdict = await stage.guard.inspect(exchange, phase)
         except TimeoutError:
             status, detail = StageStatus.TIMEOUT, f"exceeded {stage.settings.timeout_s}s"
             verdict = failure_verdict(stage.name, stage.settings.failure_mode, detail)
