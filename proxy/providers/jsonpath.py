@@ -6,9 +6,8 @@ the strings whose segments no longer join to the original, and `get`/`put` read 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from proxy.model import Conversation, ToolSpec
 
@@ -23,6 +22,16 @@ def get(body: Any, path: Path) -> Any:
 
 def put(body: Any, path: Path, value: Any) -> None:
     get(body, path[:-1])[path[-1]] = value
+
+
+def copy_tree(value: Any) -> Any:
+    """A deep copy of a parsed JSON value (dicts, lists, immutable leaves): the same result as
+    `copy.deepcopy` without its memo and dispatch, which cost more than the rewrite itself."""
+    if isinstance(value, dict):
+        return {k: copy_tree(v) if isinstance(v, dict | list) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_tree(v) if isinstance(v, dict | list) else v for v in value]
+    return value
 
 
 def text_changes(conv: Conversation) -> list[tuple[Path, str]]:
@@ -54,7 +63,7 @@ def rewritten(
     added = any(s.location is None for s in conv.segments)
     if not changes and not tools_changed and not added:
         return body
-    body = copy.deepcopy(body)
+    body = cast(dict[str, Any], copy_tree(body))
     for path, text in changes:
         put(body, path, text)
     if tools_changed:
