@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from http.cookiejar import CookieJar
+from typing import Any
 
 import aiohttp
 import httpx
@@ -50,6 +52,7 @@ class Upstream:
         self.base_url = settings.upstream_url
         self._base_urls = {"anthropic": settings.anthropic_upstream_url or settings.upstream_url}
         self._key = settings.upstream_api_key
+        self._urls: dict[tuple[str, str], httpx.URL] = {}
         t = settings.timeouts
         self._timeout = httpx.Timeout(connect=t.connect_s, read=t.read_s, write=t.read_s, pool=t.read_s)
         self._stream_timeout = httpx.Timeout(
@@ -64,7 +67,7 @@ class Upstream:
             transport = AiohttpTransport(limits=limits, trust_env=False)
         else:
             transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-        self._client = httpx.AsyncClient(transport=transport, trust_env=False)
+        self._client = httpx.AsyncClient(transport=transport, trust_env=False, cookies=_NoCookies())
 
     def base_for(self, vendor: str) -> str:
         """The base URL requests to `vendor`'s APIs go to."""
@@ -96,9 +99,12 @@ class Upstream:
         vendor: str = "openai",
     ) -> httpx.Response:
         """Send and return the response with its body unread (the caller reads or streams it)."""
+        url = self._urls.get((vendor, path))
+        if url is None:  # paths are the adapters' constants: a handful, parsed once each
+            url = self._urls[(vendor, path)] = httpx.URL(self.base_for(vendor) + path)
         request = self._client.build_request(
             method,
-            self.base_for(vendor) + path,
+            url,
             content=content,
             headers=headers,
             timeout=self._stream_timeout if stream else self._timeout,
@@ -135,6 +141,14 @@ def forwarded_headers(client_headers: Mapping[str, str] | Iterable[tuple[str, st
             )
         out[key] = value
     return out
+
+
+class _NoCookies(CookieJar):
+    """The proxy keeps no upstream cookies: one set for one client's call must not ride on the
+    next client's, and parsing Set-Cookie into a jar on every response is wasted work."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
 
 
 def relay_headers(upstream_headers: httpx.Headers) -> dict[str, str]:
