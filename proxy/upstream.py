@@ -43,6 +43,7 @@ _RELAY_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
 # What a forwarded header value may hold: visible ASCII, space and tab (RFC 9110 field-vchar
 # without obs-text). A byte past 0x7f cannot be encoded by the client library (once a 500).
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+_MAX_CACHED_URLS = 16
 
 
 class Upstream:
@@ -100,8 +101,12 @@ class Upstream:
     ) -> httpx.Response:
         """Send and return the response with its body unread (the caller reads or streams it)."""
         url = self._urls.get((vendor, path))
-        if url is None:  # paths are the adapters' constants: a handful, parsed once each
-            url = self._urls[(vendor, path)] = httpx.URL(self.base_for(vendor) + path)
+        if url is None:
+            url = httpx.URL(self.base_for(vendor) + path)
+            # The adapters' constant paths fill it first; paths carrying client ids or queries
+            # (the Responses routes) must not grow it without bound.
+            if len(self._urls) < _MAX_CACHED_URLS:
+                self._urls[(vendor, path)] = url
         request = self._client.build_request(
             method,
             url,

@@ -1,10 +1,12 @@
-"""The upstream client: it keeps no cookies, so nothing one exchange's upstream set rides on the next."""
+"""The upstream client: keeps no cookies (nothing one exchange's upstream set rides on the next) and
+caches parsed URLs within a bound."""
 
 from __future__ import annotations
 
 import pytest
 from aiohttp import web
 
+from proxy.errors import UpstreamError
 from proxy.settings import load_settings
 from proxy.upstream import Upstream
 
@@ -36,3 +38,14 @@ async def test_a_cookie_the_upstream_sets_is_never_sent_back(transport: str) -> 
         await upstream.aclose()
         await runner.cleanup()
     assert seen == [None, None]
+
+
+async def test_parsed_urls_are_cached_within_a_bound() -> None:
+    upstream = Upstream(load_settings(upstream_url="http://127.0.0.1:9/v1"))
+    try:
+        for i in range(200):  # paths with client-chosen ids: each fails to connect, none is kept past the bound
+            with pytest.raises(UpstreamError):
+                await upstream.send("GET", f"/responses/resp_{i}", headers={})
+        assert len(upstream._urls) <= 16
+    finally:
+        await upstream.aclose()
