@@ -80,6 +80,11 @@ class OutputLeakGuard:
         verdict, redacted = self._text(exchange, output.text)
         if verdict.kind is VerdictKind.BLOCK:
             return verdict
+        if not output.alternatives:
+            if redacted == output.text:
+                return verdict
+            return Verdict(VerdictKind.TRANSFORM, findings=verdict.findings, decision=verdict.decision,
+                           output=dataclasses.replace(output, text=redacted))
         # Every choice of an n > 1 response is read, not only the first.
         alternatives = []
         findings, decision = list(verdict.findings), verdict.decision
@@ -94,8 +99,7 @@ class OutputLeakGuard:
         changed = any(a.text != b.text for a, b in zip(alternatives, output.alternatives, strict=True))
         if redacted != output.text or changed:
             return Verdict(VerdictKind.TRANSFORM, findings=verdict.findings, decision=verdict.decision,
-                           output=Output(**{**_fields(output), "text": redacted,
-                                            "alternatives": tuple(alternatives)}))
+                           output=dataclasses.replace(output, text=redacted, alternatives=tuple(alternatives)))
         return verdict
 
     def _text(self, exchange: Exchange, text: str) -> tuple[Verdict, str]:
@@ -103,7 +107,7 @@ class OutputLeakGuard:
         inspector.feed(text)
         inspector.end_of_text()
         verdict = inspector.close()
-        return verdict, inspector.redacted(text)
+        return verdict, inspector.redacted(text) if inspector.redacts else text
 
     def _plant(self, exchange: Exchange) -> Verdict:
         if not self.canary:
@@ -141,6 +145,11 @@ class LeakInspector:
         self._redactions: list[Redaction] = []
         self._all_redactions: list[Redaction] = []
         self._blocked: Hit | None = None
+        self._settled = -1  # text length at the last final scan: close() need not scan it again
+
+    @property
+    def redacts(self) -> bool:
+        return bool(self._all_redactions)
 
     @property
     def holdback_chars(self) -> int:
@@ -160,6 +169,7 @@ class LeakInspector:
         return self._scan(final=False)
 
     def end_of_text(self) -> StreamAction:
+        self._settled = len(self._text)
         return self._scan(final=True)
 
     def _scan(self, final: bool) -> StreamAction:
@@ -217,7 +227,7 @@ class LeakInspector:
         return "".join(out)
 
     def close(self) -> Verdict:
-        if self._blocked is None:
+        if self._blocked is None and self._settled != len(self._text):
             self._scan(final=True)
         findings = tuple(self._finding(h) for h in self._hits)
         if not findings:
@@ -245,10 +255,6 @@ class LeakInspector:
             excerpt = excerpt[:77] + "..."
         return Finding(rule_id=rule_id, category=category, severity=severity, vector=Vector.OTHER, segment_index=-1,
                        span=(hit.start, hit.end), excerpt=excerpt, detector=self.guard.name, phase=Phase.OUTPUT)
-
-
-def _fields(output: Output) -> dict[str, Any]:
-    return {name: getattr(output, name) for name in Output.__dataclass_fields__}
 
 
 def build(settings: Settings, options: dict[str, Any]) -> OutputLeakGuard:

@@ -22,6 +22,8 @@ from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
 
 _WORD = re.compile(r"\w+")
+_MATCHED = re.Match.group
+_ONES = re.compile(rb"\x01+")  # a stretch of words that are all in the trusted text
 _MAX_BEACON_CHARS = 2600  # alt text + URL + title: longer constructs are not tracked
 _IMAGE_OR_LINK = re.compile(
     r"(!?)\[([^\]\n]{0,200})\]\(\s*<?(https?://[^\s)>]{1,2048})>?(?:\s+\"[^\"\n]{0,200}\")?\s*\)"
@@ -34,6 +36,7 @@ _PARTIAL = re.compile(
     r"|<(?:i(?:m(?:g(?:\s[^>]{0,700})?)?)?)?|!)\Z",
     re.IGNORECASE,
 )
+_OPENER = re.compile(r"[!\[<]")
 _DATA_TOKEN = re.compile(r"[A-Za-z0-9+/=_\-%.]{24,}")
 
 
@@ -73,73 +76,116 @@ class CanaryScan:
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class Shingles:
+    """The trusted text indexed for overlap: every word, and its word n-grams for n = 1..k."""
+
+    vocab: frozenset[str]  # every word (lower-cased): a word outside it is in no n-gram
+    grams: tuple[frozenset[tuple[str, ...]], ...]  # index n holds the n-grams (index 0 unused)
+
+
 @lru_cache(maxsize=256)
-def shingles(trusted_texts: tuple[str, ...], k: int) -> tuple[frozenset[tuple[str, ...]], ...]:
+def shingles(trusted_texts: tuple[str, ...], k: int) -> Shingles:
     """Word n-grams (n = 1..k) of the trusted text; index n holds the n-grams."""
     grams: list[set[tuple[str, ...]]] = [set() for _ in range(k + 1)]
+    vocab: set[str] = set()
     for text in trusted_texts:
         ws = words(text)
+        vocab.update(ws)
         # Single words only when long enough to be distinctive ("the" starts no leak worth a hold).
         grams[1].update((w,) for w in ws if len(w) >= 4)
         for n in range(2, k + 1):
             grams[n].update(tuple(ws[i : i + n]) for i in range(len(ws) - n + 1))
-    return tuple(frozenset(g) for g in grams)
+    return Shingles(frozenset(vocab), tuple(frozenset(g) for g in grams))
 
 
 class OverlapScan:
-    """Word k-shingles of the trusted text; partial runs (from one distinctive word) are held."""
+    """Word k-shingles of the trusted text; partial runs (from one distinctive word) are held.
+
+    Only the last k words are kept, and only while each is a word of the trusted text: a word
+    outside it ends every n-gram it could be part of, so most words of an answer cost one set
+    lookup, and memory stays bounded however long the stream.
+    """
 
     def __init__(self, trusted_texts: Iterable[str], min_words: int = 8) -> None:
         self.k = max(3, min_words)
         # The same system prompt arrives with every request of an application: index it once.
-        self._grams = shingles(tuple(trusted_texts), self.k)
-        self._words: list[tuple[str, int, int]] = []  # (word, start, end) of complete words
-        self._tail: tuple[str, ...] = ()
+        index = shingles(tuple(trusted_texts), self.k)
+        self._vocab = index.vocab
+        self._grams = index.grams
+        self._count = 0  # complete words seen
+        self._tail: tuple[str, ...] = ()  # the last words (at most k), all in the vocabulary
+        self._starts: list[int] = []  # where each word of the tail starts
         self._pos = 0
-        self._run: list[int] | None = None  # [first word, last word] of the current hit
+        self._run: list[int] | None = None  # [first word, last word, start, end] of the current hit
 
     @property
     def empty(self) -> bool:
         return not self._grams[self.k]
 
     def scan(self, text: str, final: bool = False) -> tuple[list[Hit], bool]:
+        found = list(_WORD.finditer(text, self._pos))
+        if found and not final and found[-1].end() == len(text):
+            found.pop()  # the word may go on in the next delta
         hits: list[Hit] = []
-        for m in _WORD.finditer(text, self._pos):
-            if m.end() == len(text) and not final:
-                break  # the word may go on in the next delta
-            word = m.group().lower()
-            self._words.append((word, m.start(), m.end()))
-            self._tail = (*self._tail[1 - self.k :], word)  # the last k words
-            self._pos = m.end()
-            hit = self._check_last()
-            if hit is not None:
-                hits.append(hit)
+        if found:
+            self._pos = found[-1].end()
+            self._advance(found, hits)
         if final and self._run is not None:
             hits.append(self._close_run())
         return hits, self._partial()
 
-    def _check_last(self) -> Hit | None:
-        i = len(self._words) - 1
+    def _advance(self, found: list[re.Match[str]], hits: list[Hit]) -> None:
+        """Take in complete words. A word outside the trusted vocabulary ends every n-gram it could
+        be in, so only stretches of vocabulary words that can hold k of them (or that end the text:
+        the tail a later delta may continue) are walked word by word; the rest is bookkeeping."""
+        low = list(map(str.lower, map(_MATCHED, found)))
+        inside = bytes(map(self._vocab.__contains__, low))  # 1: a word of the trusted text
+        base, n, k = self._count, len(found), self.k
+        self._count += n
+        carried = len(self._tail)  # vocabulary words the last delta ended with
+        for stretch in _ONES.finditer(inside):
+            first, end = stretch.span()
+            if first > 0:  # a word outside the vocabulary came before: it closed any run
+                self._reset(hits)
+            if end - first + (carried if first == 0 else 0) < k and end < n:
+                continue  # too short to hold k words, and not the tail: no n-gram can match
+            for j in range(first, end):
+                m = found[j]
+                self._tail = (*self._tail[1 - k :], low[j])  # the last k words
+                self._starts = [*self._starts[1 - k :], m.start()]
+                hit = self._check_last(base + j, m.end())
+                if hit is not None:
+                    hits.append(hit)
+        if not inside[-1]:
+            self._reset(hits)  # the words end with one outside the vocabulary
+
+    def _reset(self, hits: list[Hit]) -> None:
+        self._tail, self._starts = (), []
+        if self._run is not None:
+            hits.append(self._close_run())
+
+    def _check_last(self, i: int, end: int) -> Hit | None:
         if len(self._tail) == self.k and self._tail in self._grams[self.k]:
             if self._run is not None and i - self.k + 1 <= self._run[1] + 1:
-                self._run[1] = i
+                self._run[1], self._run[3] = i, end
             else:
-                self._run = [i - self.k + 1, i]
+                self._run = [i - self.k + 1, i, self._starts[0], end]
             return None
         return self._close_run() if self._run is not None else None
 
     def _close_run(self) -> Hit:
-        assert self._run is not None
-        first, last = self._run
+        hit = self.current_run()
+        assert hit is not None
         self._run = None
-        return Hit("system_prompt", self._words[first][1], self._words[last][2], f"{last - first + 1} words")
+        return hit
 
     def current_run(self) -> Hit | None:
         """The run still growing (a hit already, reported when it ends)."""
         if self._run is None:
             return None
-        first, last = self._run
-        return Hit("system_prompt", self._words[first][1], self._words[last][2], f"{last - first + 1} words")
+        first, last, start, end = self._run
+        return Hit("system_prompt", start, end, f"{last - first + 1} words")
 
     def _partial(self) -> bool:
         if self._run is not None:
@@ -156,21 +202,28 @@ class BeaconScan:
         self._pending: int | None = None  # start of an unfinished construct at the tail
 
     def scan(self, text: str) -> tuple[list[Hit], bool]:
-        # A construct can only complete in new text, and only if it started in the pending tail
-        # or in the new text itself (one character back for the '!' of '!['): scan just that.
-        start = self._pending if self._pending is not None else max(self._pos, self._seen - 1)
-        start = max(start, len(text) - _MAX_BEACON_CHARS, 0)
+        # A construct can only complete in new text, and only if it started in the new text itself
+        # (one character back for the '!' of '![') or in the pending tail, within the longest
+        # construct tracked. New text is always read whole, however large the delta.
+        start = max(self._pos, self._seen - 1, 0)
+        if self._pending is not None:
+            start = min(start, max(self._pending, len(text) - _MAX_BEACON_CHARS))
+        self._seen = len(text)
+        # Every construct, finished or not, starts with '!', '[' or '<': prose without them is done.
+        first = _OPENER.search(text, start)
+        if first is None:
+            self._pending = None
+            return [], False
         hits = []
-        for m in _IMAGE_OR_LINK.finditer(text, start):
+        for m in _IMAGE_OR_LINK.finditer(text, first.start()):
             self._pos = m.end()
             image = bool(m.group(1)) or m.group(4) is not None
             url = m.group(3) or m.group(4)
             why = self._carries_data(url, image)
             if why:
                 hits.append(Hit("image" if image else "link", m.start(), m.end(), why))
-        partial = _PARTIAL.search(text, max(start, self._pos))
+        partial = _PARTIAL.search(text, max(first.start(), self._pos))
         self._pending = partial.start() if partial is not None else None
-        self._seen = len(text)
         return hits, partial is not None
 
     def _carries_data(self, url: str, image: bool) -> str:
