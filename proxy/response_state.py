@@ -31,7 +31,7 @@ import psycopg
 import redis.asyncio as redis_asyncio
 
 from proxy.model import Conversation, Exchange, Location, Provenance, Segment, Trust
-from proxy.providers.openai_responses import CONTEXT_ROOT, read_items
+from proxy.providers.openai_responses import CONTEXT_ROOT, read_items, unread_segment
 
 FORMAT = 1
 
@@ -127,6 +127,8 @@ def remember(exchange: Exchange, response: dict[str, Any], previous: Remembered 
     received = exchange.received_conversation or exchange.conversation
     output = response.get("output")
     segments = [segment_record(s) for s in received.segments if s.provenance.kind != "guardproxy"]
+    # Shapes passed unread (unknown_shapes: pass_uninspected) stay taint in every later turn.
+    segments += [segment_record(unread_segment(u)) for u in received.uninspected if u.chars]
     segments += [segment_record(s) for s in read_items(output if isinstance(output, list) else [])]
     findings = sorted({f.rule_id for f in exchange.findings} | set(previous.findings if previous else ()))
     got = exchange.output

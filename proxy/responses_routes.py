@@ -33,6 +33,7 @@ from proxy.policy.auth import api_key_from
 from proxy.policy.spec import ClientPolicy, Policy, hash_key
 from proxy.policy.store import PolicyStore
 from proxy.providers import openai_responses as adapter
+from proxy.providers.labels import enforce
 from proxy.providers.openai_responses_output import parse_output, render_output
 from proxy.providers.openai_responses_stream import ResponsesCodec
 from proxy.relay import ChatRelay, blocked_error, guard_headers
@@ -71,6 +72,7 @@ def add_routes(app: FastAPI, settings: Settings, policies: PolicyStore) -> None:
         if injected:
             raw = json.dumps(body).encode()
         conversation = _relabel(adapter.parse(body), injected)
+        enforce(conversation, settings.unknown_shapes)  # the closed contract: read it or refuse it
         if settings.allowed_models and conversation.model not in settings.allowed_models:
             raise NotFound(f"model {conversation.model!r} is not served through this proxy",
                            code="model_not_found", param="model")

@@ -36,7 +36,9 @@ class Labeller:
     def leaves(self, value: Any, path: Path, trust: Trust, prov: Provenance, role: str,
                skip: frozenset[str] = STRUCTURAL) -> None:
         """Every string inside a JSON value (a schema, a server tool's result) as text; keys in
-        `skip` are structure, not prose; `encrypted_*` values are opaque to us."""
+        `skip` are structure, not prose, unless they hold an object: a schema property may be named
+        `type` or `pattern`, and `additionalProperties` may be a schema with its own descriptions.
+        `encrypted_*` values are opaque to us."""
         stack: list[tuple[Path, Any]] = [(path, value)]
         while stack:
             at, item = stack.pop()
@@ -46,7 +48,7 @@ class Labeller:
                 elif item:
                     self.text(at, item, trust, prov, role)
             elif isinstance(item, dict):
-                stack.extend(((*at, k), v) for k, v in reversed(item.items()) if k not in skip)
+                stack.extend(((*at, k), v) for k, v in reversed(item.items()) if k not in skip or isinstance(v, dict))
             elif isinstance(item, list):
                 stack.extend(((*at, i), v) for i, v in reversed(list(enumerate(item))))
 

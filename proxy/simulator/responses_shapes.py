@@ -26,6 +26,8 @@ INPUT_ITEM_TYPES = frozenset({
     "reasoning", "item_reference", "web_search_call", "file_search_call", "computer_call",
     "computer_call_output", "mcp_call", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response",
     "image_generation_call", "code_interpreter_call", "local_shell_call", "local_shell_call_output",
+    "shell_call", "shell_call_output", "apply_patch_call", "apply_patch_call_output", "tool_search_call",
+    "tool_search_output", "additional_tools", "compaction", "compaction_trigger", "program", "program_output",
 })
 
 
@@ -100,12 +102,23 @@ def _turns(item: dict[str, Any], names: dict[str, str]) -> list[Turn]:
         return turns
     if kind in ("function_call_output", "custom_tool_call_output"):
         return [Turn("tool", text_of(item.get("output")), tool=names.get(str(item.get("call_id"))))]
+    if kind in ("local_shell_call_output", "apply_patch_call_output", "program_output", "shell_call_output"):
+        # What a command, a patch or a program printed: read and obeyed like any tool result.
+        return [Turn("tool", _printed(item), tool=names.get(str(item.get("call_id")), kind.removesuffix("_output")))]
     if kind == "file_search_call":
         results = item.get("results")
         found = results if isinstance(results, list) else []
         text = "\n".join(r["text"] for r in found if isinstance(r, dict) and isinstance(r.get("text"), str))
         return [Turn("tool", text, tool="file_search")] if text else []
     return []
+
+
+def _printed(item: dict[str, Any]) -> str:
+    output = item.get("result") if item.get("type") == "program_output" else item.get("output")
+    if isinstance(output, list):  # shell_call_output: [{stdout, stderr, outcome}]
+        return "\n".join(str(c.get(k)) for c in output if isinstance(c, dict) for k in ("stdout", "stderr")
+                         if isinstance(c.get(k), str) and c.get(k))
+    return output if isinstance(output, str) else ""
 
 
 def tool_kinds(body: dict[str, Any]) -> dict[str, str]:

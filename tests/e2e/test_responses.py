@@ -208,7 +208,7 @@ def test_unknown_item_is_refused_naming_the_field(keyed: ProxyHandle, sim: Simul
     before = sim.stats()["requests"]
     with pytest.raises(openai.BadRequestError) as caught:
         mailer(keyed).responses.create(model="sim-gpt", input=[{"type": "hologram"}])  # type: ignore[list-item]
-    assert caught.value.body["param"] == "input[0].type"  # type: ignore[index]
+    assert caught.value.body["param"] == "input.0"  # type: ignore[index]
     assert caught.value.body["code"] == "uninspectable_content"  # type: ignore[index]
     assert sim.stats()["requests"] == before
 
