@@ -138,7 +138,8 @@ def _write_tools(body: dict[str, Any], tools: tuple[ToolSpec, ...]) -> None:
         body.pop("tool_choice")
     elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         listed = choice.get("tools")
-        kept = [t for t in (listed if isinstance(listed, list) else []) if isinstance(t, dict) and tool_name(t) in names]
+        listed = listed if isinstance(listed, list) else []
+        kept = [t for t in listed if isinstance(t, dict) and tool_name(t) in names]
         body["tool_choice"] = {**choice, "tools": kept} if kept else "auto"
     elif isinstance(choice, dict) and tool_name(choice) not in names:
         body["tool_choice"] = "auto"
