@@ -20,6 +20,7 @@ from proxy.coverage import ledger
 from proxy.evidence.redact import BundleRedactor
 from proxy.model import Conversation, Exchange, Finding, Location, Output, Segment, Trust
 from proxy.providers import api_named
+from proxy.providers.labels import in_context
 
 SCHEMA = "guardproxy.evidence/2"  # 2: the coverage ledger, the wire API
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -83,6 +84,9 @@ def build(
             "changed": forwarded is not received_body and forwarded != received_body,
             "tools": [t.name for t in received.tools],
             "tools_forwarded": [t.name for t in exchange.conversation.tools],
+            # Text the model read that is not in the body (history an API keeps upstream), as received.
+            **({"context": context} if (context := [_context(s, r) for s in received.segments if in_context(s)])
+               else {}),
         },
         "segments": [_segment(s, sources, r) for s in exchange.conversation.segments],
         "output": _output(exchange, r),
@@ -129,6 +133,12 @@ def _segment(seg: Segment, sources: dict[Location, str], r: BundleRedactor) -> d
         "source_sha256": _hash(source) if seg.trust is Trust.UNTRUSTED else None,
         "rewritten": source != seg.text,
     }
+
+
+def _context(seg: Segment, r: BundleRedactor) -> dict[str, Any]:
+    p = seg.provenance
+    return {"role": seg.role, "trust": seg.trust.value, "text": r.text(seg.text),
+            "provenance": {"kind": p.kind, "source": r.text(p.source or "") or None, "tool_call_id": p.tool_call_id}}
 
 
 def _output(exchange: Exchange, r: BundleRedactor) -> dict[str, Any] | None:

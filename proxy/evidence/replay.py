@@ -1,7 +1,9 @@
 """Replays candidate rules over stored bundles: which exchanges would flip, and why.
 
 Each bundle's request *as received* is parsed again by its provider adapter (trust labels and
-provenance come back exactly as the proxy saw them) and scanned with the candidate rule set
+provenance come back exactly as the proxy saw them), with the text the request read from outside
+its body (Responses history restored from the response state, kept in the bundle as received) put
+back in front, and scanned with the candidate rule set
 through the same engine, suppressions and decision code as the injection stage. An exchange is
 flagged when its enforced rule findings reach at least `tag`; the bundle's own rule findings say
 how it was flagged at the time. Redaction never touches rule matches, so what fired then can
@@ -17,7 +19,8 @@ from typing import Any
 
 from proxy.errors import ConfigError, GuardProxyError
 from proxy.evidence.store import Filters, open_store
-from proxy.model import Action, Conversation
+from proxy.model import Action, Conversation, Location, Provenance, Segment, Trust
+from proxy.providers.labels import CONTEXT_ROOT
 from proxy.rules.findings import Context, decide, scan_segments
 from proxy.rules.store import RuleStore
 
@@ -47,12 +50,24 @@ class ReplayReport:
 
 
 def _parse(bundle: dict[str, Any]) -> Conversation:
-    body = (bundle.get("request") or {}).get("received")
+    """The conversation the live request judged: the body re-parsed, with the text it read from
+    outside the body (history an API keeps upstream) put back in front, as the proxy restored it."""
+    request = bundle.get("request") or {}
+    body = request.get("received")
     if not isinstance(body, dict):
         raise ValueError("bundle holds no received request")
     from proxy.providers import api_named
 
-    return api_named(bundle.get("api") or bundle.get("provider")).parse(body)
+    conv = api_named(bundle.get("api") or bundle.get("provider")).parse(body)
+    context = [_context_segment(n, c) for n, c in enumerate(request.get("context") or ())]
+    return conv.with_segments([*context, *conv.segments]) if context else conv
+
+
+def _context_segment(n: int, entry: dict[str, Any]) -> Segment:
+    prov = entry.get("provenance") or {}
+    return Segment(n, str(entry["role"]), str(entry["text"]), Trust(entry["trust"]),
+                   Provenance(str(prov.get("kind") or "history"), prov.get("source"), prov.get("tool_call_id")),
+                   Location((CONTEXT_ROOT, "history", n)))
 
 
 def _rules_then(bundle: dict[str, Any]) -> tuple[str, ...]:

@@ -17,7 +17,15 @@ from proxy.model import Conversation, Location, Opaque, Provenance, Segment, Too
 from proxy.providers.markup import split_marked
 
 Path = tuple[str | int, ...]
+# First path element of segments that are not a string of the body: text an API keeps upstream
+# (Responses history restored from the response state) and non-text content. Never written back;
+# evidence keeps their text apart so replay judges what the live request judged.
+CONTEXT_ROOT = "(context)"
 STRUCTURAL = frozenset({"type", "id", "tool_use_id", "tool_call_id", "media_type", "cache_control"})
+
+
+def in_context(seg: Segment) -> bool:
+    return seg.location is not None and seg.location.path[:1] == (CONTEXT_ROOT,)
 
 
 def dotted(path: Path) -> str:

@@ -20,8 +20,8 @@ from proxy.errors import InvalidRequest
 from proxy.model import Conversation, Location, Provenance, Segment, ToolSpec, Trust, Uninspected
 from proxy.providers import jsonpath
 from proxy.providers.base import RequestParams, WireAPI
-from proxy.providers.labels import Labeller, top_level
-from proxy.providers.openai_responses_items import CONTEXT_ROOT, ItemReader, refuse
+from proxy.providers.labels import CONTEXT_ROOT, Labeller, in_context, top_level
+from proxy.providers.openai_responses_items import ItemReader, refuse
 from proxy.providers.openai_responses_output import parse_output, render_output
 from proxy.providers.openai_responses_stream import ResponsesCodec
 from proxy.providers.openai_responses_tools import HOSTED_TOOLS, prompt, text_format, tool_name
@@ -95,17 +95,13 @@ def unread_segment(entry: Uninspected) -> Segment:
 
 def render(conv: Conversation) -> dict[str, Any]:
     """The body to forward: the client's JSON with rewritten texts / tools, context segments left out."""
-    body_only = conv.with_segments([s for s in conv.segments if not _in_context(s)])
+    body_only = conv.with_segments([s for s in conv.segments if not in_context(s)])
     return jsonpath.rewritten(body_only, _tool_names, _write_tools, _write_inserts)
 
 
 def _tool_names(body: dict[str, Any]) -> list[Any]:
     tools = body.get("tools")
     return [tool_name(t) for t in tools if isinstance(t, dict)] if isinstance(tools, list) else []
-
-
-def _in_context(seg: Segment) -> bool:
-    return seg.location is not None and seg.location.path[:1] == (CONTEXT_ROOT,)
 
 
 def _write_inserts(body: dict[str, Any], conv: Conversation) -> None:

@@ -24,9 +24,8 @@ from typing import Any
 
 from proxy.errors import InvalidRequest
 from proxy.model import Provenance, Trust
-from proxy.providers.labels import STRUCTURAL, Labeller, Path
+from proxy.providers.labels import CONTEXT_ROOT, STRUCTURAL, Labeller, Path
 
-CONTEXT_ROOT = "(context)"  # first path element of segments that are not a string of the body
 ROLE_TRUST = {"system": Trust.TRUSTED, "developer": Trust.TRUSTED, "user": Trust.USER, "assistant": Trust.USER}
 # Keys that are structure in a tool definition or JSON schema, not prose the model reads.
 SCHEMA_SKIP = frozenset({"type", "format", "$ref", "additionalProperties", "required", "pattern"})

@@ -62,6 +62,23 @@ def test_a_flagged_responses_exchange_has_a_replayable_bundle(kept: ProxyHandle,
     assert evidence_id not in report.skipped and report.flagged_before == report.flagged_after >= 1
 
 
+def test_replay_judges_the_history_the_live_turn_restored(kept: ProxyHandle, evidence_dir: Path) -> None:
+    """Finding: replay re-parsed only the body, so a turn whose injection sat in history restored
+    from `previous_response_id` read as "no longer flagged"."""
+    client = sdk(kept)
+    first = client.responses.create(model="sim-gpt", input=[
+        {"type": "function_call", "call_id": "c1", "name": "fetch_page", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": INJECTION}])
+    raw = client.responses.with_raw_response.create(model="sim-gpt", previous_response_id=first.id,
+                                                    input="Thanks, summarise it.")
+    assert raw.headers["x-guardproxy-findings"]  # the live turn judged its history
+    evidence_id = raw.headers["x-guardproxy-evidence-id"]
+    second = next(b for b in stored_bundles(evidence_dir) if b["id"] == evidence_id)
+    assert INJECTION in [c["text"] for c in second["request"]["context"]]
+    report = replay([second], DEFAULT_RULES_DIR)
+    assert not report.skipped and not report.flips and report.flagged_after == 1
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_masked_email_reaches_the_model_as_a_placeholder_and_the_client_as_itself(
     kept: ProxyHandle, evidence_dir: Path, sim: SimulatorHandle, stream: bool
