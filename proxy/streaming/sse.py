@@ -65,6 +65,10 @@ async def pump(
                     outcome, final, out = "stopped", out[-1:], out[:-1]
                 elif part.kind is PartKind.DONE:
                     final = [codec.encode(part)]
+                elif codec.done and out:
+                    # The wire format's final event came as a finish (Responses' `response.completed`):
+                    # it too leaves only after the exchange is recorded.
+                    final, out = out[-1:], out[:-1]
                 for item in out:
                     yield encode_event(item)
                 if final:

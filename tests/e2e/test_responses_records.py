@@ -62,6 +62,24 @@ def test_a_flagged_responses_exchange_has_a_replayable_bundle(kept: ProxyHandle,
     assert evidence_id not in report.skipped and report.flagged_before == report.flagged_after >= 1
 
 
+def test_a_streamed_turn_is_recorded_before_its_final_event_leaves(kept: ProxyHandle, evidence_dir: Path,
+                                                                  sim: SimulatorHandle) -> None:
+    """Finding: `response.completed` left before the evidence bundle was written (chat holds its
+    last event until then)."""
+    sim.configure(token_ms=5.0)  # the bundle is not written "by chance" while the client reads
+    with sdk(kept).responses.with_streaming_response.create(
+            model="sim-gpt", stream=True, input=[
+                {"type": "function_call", "call_id": "c1", "name": "fetch_page", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": INJECTION}]) as response:
+        evidence_id = response.headers["x-guardproxy-evidence-id"]
+        for line in response.iter_lines():
+            if line.startswith("data: ") and '"response.completed"' in line:
+                assert bundle(evidence_dir, evidence_id), "evidence written before the final event"
+                break
+        else:
+            pytest.fail("no response.completed event")
+
+
 def test_replay_judges_the_history_the_live_turn_restored(kept: ProxyHandle, evidence_dir: Path) -> None:
     """Finding: replay re-parsed only the body, so a turn whose injection sat in history restored
     from `previous_response_id` read as "no longer flagged"."""
