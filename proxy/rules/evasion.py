@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from itertools import product
 
 import re2
 
+from proxy.rules.leet import MAX_AMBIGUOUS
 from proxy.rules.offsets import OffsetMap
+from proxy.rules.vocabulary import WORDS
 
 # Words attack text is built from; long enough that one edit does not reach an everyday word.
 KEYWORDS = (
@@ -66,7 +69,8 @@ _TYPO = re2.compile(TYPO_PATTERN)
 _CIPHER = re2.compile(CIPHER_PATTERN)
 # Python's re for the lookbehind; each alternative is fixed or bounded, so it stays linear.
 _MARKUP = re.compile(r"(?<=[a-z])(?:\*\*?|__?|~~|</?[a-z][a-z0-9]{0,8}>)+(?=[a-z])")
-_NON_ASCII_WORD = re.compile(r"[^\W\d_]*[^\x00-\x7f][^\W\d_]*")
+# Words of letters in any script (a plain class, no backtracking: linear on any text).
+_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 def _distance_one(a: str, b: str) -> bool:
@@ -129,21 +133,42 @@ def strip_markup(text: str) -> tuple[str, OffsetMap] | None:
     return "".join(parts), omap
 
 
-def fold_lookalike_words(text: str, lookalike: dict[str, str]) -> tuple[str, OffsetMap] | None:
-    """Words made only of ASCII letters and their look-alikes, spelled in ASCII."""
+def fold_lookalike_words(text: str, skeleton: str) -> tuple[str, OffsetMap] | None:
+    """Words made only of ASCII letters and look-alikes, spelled in ASCII.
+
+    `skeleton` is `text` with every look-alike spelled as the letter it imitates (position for
+    position). Look-alikes of capital I imitate "l" in the confusables data; where that does not
+    make a known word, "i" is tried (for at most MAX_AMBIGUOUS of them).
+    """
     omap = OffsetMap()
     chars: list[str] | None = None
-    for m in _NON_ASCII_WORD.finditer(text):
+    for m in _LETTERS.finditer(text):
         word = m.group()
-        folded = [c if c.isascii() else lookalike.get(c, "") for c in word]
-        if not all(folded):
+        if word.isascii():
             continue
+        spelled = skeleton[m.start() : m.end()]
+        if not (spelled.isascii() and spelled.isalnum()):  # digits: look-alikes of digits, leetspeak next
+            continue
+        spelled = _resolve_il(word, spelled)
         chars = chars if chars is not None else list(text)
-        for i, c in enumerate(folded):
+        for i, c in enumerate(spelled):
             if c != word[i]:
                 chars[m.start() + i] = c
                 omap.add(m.start() + i, m.start() + i + 1, m.start() + i, m.start() + i + 1, "confusables")
     return ("".join(chars), omap) if chars is not None else None
+
+
+def _resolve_il(word: str, spelled: str) -> str:
+    if spelled in WORDS:
+        return spelled
+    spots = [i for i, c in enumerate(spelled) if c == "l" and not word[i].isascii()][:MAX_AMBIGUOUS]
+    chars = list(spelled)
+    for letters in product("li", repeat=len(spots)):
+        for i, letter in zip(spots, letters, strict=True):
+            chars[i] = letter
+        if "".join(chars) in WORDS:
+            return "".join(chars)
+    return spelled
 
 
 def _english(text: str) -> int:

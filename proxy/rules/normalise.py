@@ -21,7 +21,7 @@ from pathlib import Path
 import confusable_homoglyphs
 import re2
 
-from proxy.rules import evasion
+from proxy.rules import evasion, leet
 from proxy.rules.hints import SEPARATORS, hints
 from proxy.rules.offsets import OffsetMap
 
@@ -33,9 +33,6 @@ _INVISIBLE = frozenset(
     "\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069"
     "\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0"
 )
-_LEET = str.maketrans("01345789@$!|+", "oieastbgasilt")
-_LEET_TOKEN = re2.compile(r"[a-z0-9@$!|+]*(?:[a-z][01345789@$!|+]|[01345789@$!|+][a-z])[a-z0-9@$!|+]*")
-_LEET_CHARS = re.compile(r"[01345789@$!|+]")
 _SPACED = re2.compile(r"\b(?:[a-z][" + SEPARATORS + r"]{1,3}){3,}[a-z]\b")
 _GAP = re.compile("[" + SEPARATORS + "]+")
 
@@ -59,6 +56,10 @@ class View:
     text: str
     maps: tuple[OffsetMap, ...]
     extra: tuple[str, ...] = ()  # decodings that apply to the whole view (e.g. "leet")
+    # `text` with every look-alike spelled as the ASCII letter it imitates, position for
+    # position; "" when the text has none. Read from the original characters: a capital Greek
+    # Tau imitates "T", while the "τ" it lower-cases to imitates nothing.
+    skeleton: str = ""
 
     def to_original(self, start: int, end: int) -> tuple[int, int]:
         for m in reversed(self.maps):
@@ -118,8 +119,26 @@ def _fold(ch: str) -> tuple[str, str | None]:
 
 @lru_cache(maxsize=65536)
 def _lookalike(ch: str) -> str | None:
-    """The ASCII letter a non-ASCII character imitates, if the confusables table has one."""
-    return _confusables().get(ch) if not ch.isascii() else None
+    """The ASCII letter a non-ASCII character imitates, if the confusables table has one.
+
+    Asked of the character as received, then of its NFKC form (a mathematical bold capital Eta
+    is a capital Eta, which imitates "H"), never of a lower-cased form: lower-casing Greek and
+    Cyrillic capitals gives letters that imitate something else (capital Nu imitates "N", small nu "v").
+    """
+    if ch.isascii():
+        return None
+    table = _confusables()
+    found = table.get(ch)
+    if found is None:
+        nfkc = unicodedata.normalize("NFKC", ch)
+        found = table.get(nfkc) if len(nfkc) == 1 and not nfkc.isascii() else None
+    return found
+
+
+@lru_cache(maxsize=1)
+def _skeleton_table() -> dict[int, str]:
+    """str.translate table: each look-alike character -> its ASCII letter (for runs NFKC keeps)."""
+    return {ord(c): letter for c, letter in _confusables().items() if len(c) == 1}
 
 
 # Characters the per-character fold may change even in NFKC text: Latin letters with accents,
@@ -174,24 +193,38 @@ def normalise(text: str) -> View:
         return View(_unescape_breaks(text.lower()), ())
     omap = OffsetMap()
     parts: list[str] = []
+    skeleton: list[str] = []  # parts, with look-alikes spelled in ASCII (same lengths)
+    looks = False
     npos = opos = 0
     for run in _NON_ASCII.finditer(text):
         chunk = text[opos : run.start()].lower()
         parts.append(chunk)
+        skeleton.append(chunk)
         npos += len(chunk)
         opos = run.start()
         fold_lookalikes = _mixed_script(text, run.start(), run.end())
         if not fold_lookalikes and _untouched(run.group()):
             lowered = run.group().lower()  # most non-Latin text: nothing to fold, keep it in step
+            spelled = run.group().translate(_skeleton_table()).lower()
+            looks = looks or spelled != lowered
             parts.append(lowered)
+            skeleton.append(spelled)
             npos, opos = npos + len(lowered), run.end()
             continue
         for ch in run.group():
             rep, why = _fold(ch)
-            if fold_lookalikes and len(rep) == 1 and _lookalike(rep) is not None:
-                rep, why = _lookalike(rep) or rep, "confusables"
+            look = _lookalike(ch)
+            if look is not None and len(rep) != 1:
+                if rep.isalpha():
+                    look = None  # a ligature or digraph NFKC spells out ("ﬁ" -> "fi") reads as those letters
+                else:  # NFKC gives a space and a mark (Greek ypogegrammeni): the look-alike is what shows
+                    rep, why = look, "confusables"
+            if fold_lookalikes and look is not None:
+                rep, why = look, "confusables"
             if unicodedata.category(ch)[0] == "M" and parts and parts[-1][-1:].isascii():
                 rep, why = "", "diacritics"  # a combining accent on a Latin letter
+            skeleton.append(look if look is not None and rep else rep if why is not None else ch)
+            looks = looks or (look is not None and bool(rep))
             if why is None:
                 parts.append(ch)
                 npos, opos = npos + 1, opos + 1
@@ -200,8 +233,11 @@ def normalise(text: str) -> View:
                 omap.add(npos, npos + len(rep), opos, opos + 1, why)
             parts.append(rep)
             npos, opos = npos + len(rep), opos + 1
-    parts.append(text[opos:].lower())
-    return View(_unescape_breaks("".join(parts)), (omap,) if omap.ns else ())
+    tail = text[opos:].lower()
+    parts.append(tail)
+    skeleton.append(tail)
+    spelled = _unescape_breaks("".join(skeleton)) if looks else ""
+    return View(_unescape_breaks("".join(parts)), (omap,) if omap.ns else (), (), spelled)
 
 
 def deobfuscate(view: View, found: frozenset[str] | None = None) -> View | None:
@@ -221,10 +257,12 @@ def deobfuscate(view: View, found: frozenset[str] | None = None) -> View | None:
             text = result[0]
             maps.append(result[1])
 
-    if not text.isascii():
-        step(evasion.fold_lookalike_words(text, _confusables()))
+    if view.skeleton:
+        step(evasion.fold_lookalike_words(text, view.skeleton))
+        if maps:  # the words it spelled in ASCII may hold leetspeak, spacing or typos
+            found = found | hints(text)
     if "leet" in found:
-        step(_undo_leet(text))
+        step(leet.undo(text))
     if "markup" in found:
         step(evasion.strip_markup(text))
     if "spacing" in found:
@@ -249,30 +287,6 @@ def decipher(view: View, found: frozenset[str]) -> View | None:
         whole.add(0, len(plain), 0, len(view.text), how)
         return View(plain, (*view.maps, whole), view.extra)
     return View(plain, view.maps, (*view.extra, how))
-
-
-def _undo_leet(text: str) -> tuple[str, OffsetMap] | None:
-    leet = [m for m in _LEET_TOKEN.finditer(text) if _is_leet(m.group())]
-    if not leet:
-        return None
-    chars = list(text)
-    leet_map = OffsetMap()
-    for m in leet:
-        token = m.group()
-        for i, c in enumerate(token):
-            t = _leet_char(token, i)
-            if t != c:
-                chars[m.start() + i] = t
-                leet_map.add(m.start() + i, m.start() + i + 1, m.start() + i, m.start() + i + 1, "leet")
-    return "".join(chars), leet_map
-
-
-def _leet_char(token: str, i: int) -> str:
-    """"1" reads "l" next to another "l" or "1" ("a11" is "all"), otherwise "i" ("1gn0re")."""
-    c = token[i]
-    if c == "1" and ((i > 0 and token[i - 1] in "l1") or (i + 1 < len(token) and token[i + 1] in "l1")):
-        return "l"
-    return c.translate(_LEET)
 
 
 def _joined(run: str) -> str:
@@ -303,11 +317,3 @@ def _join_spaced(text: str) -> tuple[str, OffsetMap] | None:
         return None
     parts.append(text[opos:])
     return "".join(parts), space_map
-
-
-def _is_leet(token: str) -> bool:
-    """Letters mixed with look-alike digits/symbols, e.g. "pr0mpt"; not "2024" or "mp3"."""
-    if len(token) < 3 or not _LEET_CHARS.search(token):
-        return False
-    letters = sum(c.isalpha() for c in token)
-    return letters >= 2 and letters * 3 >= len(token)
