@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import re2
 
 from proxy.model import Severity, Trust
+from proxy.rules.cache import MAX_ENTRIES, ScanCache
 from proxy.rules.decode import Limits, find_encoded
 from proxy.rules.hints import HINT_PATTERNS, hints
 from proxy.rules.normalise import View, decipher, deobfuscate, normalise
@@ -111,10 +112,16 @@ class Engine:
     """Compiled once per rule set; `scan` is pure and safe to call from any thread."""
 
     def __init__(
-        self, ruleset: RuleSet, limits: Limits | None = None, model: LinearModel | None = None
+        self,
+        ruleset: RuleSet,
+        limits: Limits | None = None,
+        model: LinearModel | None = None,
+        cache_entries: int = MAX_ENTRIES,
     ) -> None:
         self.ruleset = ruleset
         self.limits = limits or Limits()
+        # Results per (text, trust) for this rule set and model only: a reload builds a new Engine.
+        self.cache: ScanCache[list[Hit]] = ScanCache(cache_entries)
         self._models = {
             trust: [r for r in ruleset.rules if trust in r.applies_to and r.model] for trust in Trust
         }
@@ -154,9 +161,31 @@ class Engine:
         return self.scan_many([(text, trust)], include_signals=include_signals)[0]
 
     def scan_many(
-        self, items: Sequence[tuple[str, Trust]], *, include_signals: bool = False
+        self,
+        items: Sequence[tuple[str, Trust]],
+        *,
+        include_signals: bool = False,
+        partition: str | None = None,
     ) -> list[list[Hit]]:
-        """`scan` of each (text, trust); the learned layer scores all of them in one batch."""
+        """`scan` of each (text, trust); the learned layer scores all of them in one batch.
+
+        A (text, trust) this `partition` (the client) had scanned recently is answered from the
+        cache (see proxy/rules/cache.py).
+        """
+        if include_signals:  # tooling: signal hits are never cached
+            return self._scan_many(items, include_signals=True)
+        out: list[list[Hit] | None] = [self.cache.get(text, trust, partition) for text, trust in items]
+        todo = [i for i, found in enumerate(out) if found is None]
+        if todo:
+            fresh = self._scan_many([items[i] for i in todo], include_signals=False)
+            for i, hits in zip(todo, fresh, strict=True):
+                out[i] = hits
+                self.cache.put(items[i][0], items[i][1], hits, partition)
+        return [list(hits) for hits in out if hits is not None]
+
+    def _scan_many(
+        self, items: Sequence[tuple[str, Trust]], *, include_signals: bool
+    ) -> list[list[Hit]]:
         matched = [self._match(text, trust) for text, trust in items]
         wanted = [i for i, (text, trust) in enumerate(items) if text and self._models[trust]]
         scores: dict[int, Score] = {}

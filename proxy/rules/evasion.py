@@ -63,12 +63,14 @@ CIPHER_PATTERN = (
     + "|".join(sorted({_shift(w, k) for w in CIPHER_WORDS for k in range(1, 26)} | {w[::-1] for w in CIPHER_WORDS}))
     + r")\b"
 )
-MARKUP_PATTERN = r"[a-zA-Z](?:\*\*?|__?|~~|</?[a-zA-Z][a-zA-Z0-9]{0,8}>)+[a-zA-Z]"
+# A single "_" between letters is snake_case (every JSON tool result has it), not emphasis: Markdown
+# does not emphasise inside a word with "_", so only "__" counts.
+MARKUP_PATTERN = r"[a-zA-Z](?:\*\*?|__|~~|</?[a-zA-Z][a-zA-Z0-9]{0,8}>)+[a-zA-Z]"
 
 _TYPO = re2.compile(TYPO_PATTERN)
 _CIPHER = re2.compile(CIPHER_PATTERN)
 # Python's re for the lookbehind; each alternative is fixed or bounded, so it stays linear.
-_MARKUP = re.compile(r"(?<=[a-z])(?:\*\*?|__?|~~|</?[a-z][a-z0-9]{0,8}>)+(?=[a-z])")
+_MARKUP = re.compile(r"(?<=[a-z])(?:\*\*?|__|~~|</?[a-z][a-z0-9]{0,8}>)+(?=[a-z])")
 # Words of letters in any script (a plain class, no backtracking: linear on any text).
 _LETTERS = re.compile(r"[^\W\d_]+")
 

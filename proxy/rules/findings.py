@@ -40,7 +40,7 @@ def scan_segments(
     findings: list[Finding] = []
     today = ctx.today or date.today()
     scanned = [seg for seg in segments if engine.applies(seg.trust)]
-    all_hits = engine.scan_many([(seg.text, seg.trust) for seg in scanned])
+    all_hits = engine.scan_many([(seg.text, seg.trust) for seg in scanned], partition=ctx.client)
     for seg, hits in zip(scanned, all_hits, strict=True):
         text_hash = text_sha256(seg.text) if hits and suppressor.needs_hash else None
         for hit in hits:
