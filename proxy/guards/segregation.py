@@ -11,18 +11,18 @@ a system message is moved to a user message right after it.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from proxy.errors import ConfigError
-from proxy.model import Exchange, Phase, Provenance, Segment, Trust, Verdict, VerdictKind
+from proxy.model import Exchange, Location, Phase, Provenance, Segment, Trust, Verdict, VerdictKind
 from proxy.settings import Settings
 
 DATAMARK = "\u02c6"  # modifier letter circumflex: rare in real text, one token in common tokenizers
 MODES = ("delimit", "datamark", "encode", "off")
+_LABEL_BLANKS = str.maketrans({c: " " for c in "\"<>\r\n"})
 # Anything that looks like our boundary, or like retrieval markup, inside untrusted text.
 _IMITATION = re.compile(r"<<<\s*(?:end\s+)?data\b|</?\s*untrusted\b", re.IGNORECASE)
 
@@ -47,7 +47,8 @@ NOTICE = {
 
 
 def neutralise(text: str) -> str:
-    text = _IMITATION.sub("[marker removed]", text)
+    if "<" in text:  # every imitation starts with '<': most retrieved text has none to remove
+        text = _IMITATION.sub("[marker removed]", text)
     return text.replace(DATAMARK, " ")
 
 
@@ -63,7 +64,7 @@ def wrap(text: str, mode: str, nonce: str, source: str | None) -> str:
 
 
 def _label(source: str) -> str:
-    clean = neutralise(source).translate({ord(c): " " for c in "\"<>\r\n"})
+    clean = neutralise(source).translate(_LABEL_BLANKS)
     return " ".join(clean.split())[:200]
 
 
@@ -79,18 +80,24 @@ class SegregationGuard:
         if mode == "off" or not conv.untrusted():
             return Verdict()
         nonce = secrets.token_hex(8)
+        # Segments are built at their final index, so the new conversation needs no re-indexing.
         segments: list[Segment] = [_notice(mode, nonce)]
         for seg in conv.segments:
+            at = len(segments)
             if seg.trust is not Trust.UNTRUSTED:
-                segments.append(seg)
+                segments.append(seg if seg.index == at else _moved(seg, at, seg.role, seg.text, seg.location))
                 continue
             wrapped = wrap(seg.text, mode, nonce, seg.provenance.source)
             if seg.role in ("system", "developer"):
-                segments.append(dataclasses.replace(seg, text=""))  # out of the system message ...
-                segments.append(dataclasses.replace(seg, role="user", text=wrapped, location=None))  # ... into its own
+                segments.append(_moved(seg, at, seg.role, "", seg.location))  # out of the system message ...
+                segments.append(_moved(seg, at + 1, "user", wrapped, None))  # ... into its own
             else:
-                segments.append(dataclasses.replace(seg, text=wrapped))
+                segments.append(_moved(seg, at, seg.role, wrapped, seg.location))
         return Verdict(VerdictKind.TRANSFORM, conversation=conv.with_segments(segments))
+
+
+def _moved(seg: Segment, index: int, role: str, text: str, location: Location | None) -> Segment:
+    return Segment(index, role, text, seg.trust, seg.provenance, location)
 
 
 def _notice(mode: str, nonce: str) -> Segment:
