@@ -83,7 +83,7 @@ class QuarantineGuard:
         return Verdict(VerdictKind.TRANSFORM, decision=decision, conversation=conv)
 
     async def _withhold_reason(self, seg: Segment, poisoned: frozenset[str], client_key: str) -> str | None:
-        if content_hash(seg.text) in poisoned:
+        if poisoned and content_hash(seg.text) in poisoned:  # no list, no hashing of every document
             return "content flagged as poisoned by a reviewer"
         key = source_key(seg)
         if key and await self.counters.remaining(f"source:{client_key}:{key}") > 0:

@@ -59,9 +59,12 @@ class ToolScopeGuard:
 
     def _input(self, exchange: Exchange, policy: Policy, client: ClientPolicy) -> Verdict:
         conv = exchange.conversation
+        findings = [f for f in exchange.findings if f.mode == "enforce"]
+        if not findings and client.tools is None and not (
+                client.taint_mode is TaintMode.DROP_SIDE_EFFECTS and conv.tainted()):
+            return Verdict()  # every tool allowed, nothing found, nothing to drop: nothing to decide
         allowed = [t for t in conv.tools if client.allows(t.name)]
         removed = {t.name: "not in the client's tools" for t in conv.tools if not client.allows(t.name)}
-        findings = [f for f in exchange.findings if f.mode == "enforce"]
         side_effects = bool(side_effecting(allowed, policy))
         severity, escalated = _effective_severity(findings, side_effects)
         reasons = list(escalated)

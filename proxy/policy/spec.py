@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from types import MappingProxyType
 
 from proxy.errors import Unauthorized
@@ -100,7 +101,7 @@ class Policy:
     source: str = "built-in default"
 
     def tool(self, name: str) -> ToolRule:
-        return self.tools.get(name) or ToolRule(name=name, declared=False)
+        return self.tools.get(name) or _undeclared(name)
 
     def authenticate(self, api_key: str | None) -> ClientPolicy:
         """The caller's policy. No keys defined: everyone gets the default. Otherwise 401."""
@@ -113,6 +114,13 @@ class Policy:
         if client is None:
             raise Unauthorized("unknown API key")
         return client
+
+
+@lru_cache(maxsize=1024)
+def _undeclared(name: str) -> ToolRule:
+    """The rule of a tool no policy declares: the same for every policy (so nothing to drop on a
+    reload), frozen, and asked for several times per request."""
+    return ToolRule(name=name, declared=False)
 
 
 def hash_key(api_key: str) -> str:

@@ -83,6 +83,19 @@ def test_reload_keeps_the_last_good_policy(tmp_path: Path) -> None:
     assert store.current.authenticate("app-key").segregation == "encode"
 
 
+def test_an_undeclared_tool_rule_is_shared_and_a_reload_that_declares_it_wins(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    store = PolicyStore(path)
+    before = store.current.tool("read_notes")
+    assert not before.declared and before is store.current.tool("read_notes")  # built once, reused
+    path.write_text(GOOD.replace("tools:\n", "tools:\n  read_notes: {scope: read}\n", 1))
+    assert store.reload() is True
+    after = store.current.tool("read_notes")
+    assert after.declared and after.scope is Scope.READ
+    path.write_text(GOOD)
+    assert store.reload() is True and not store.current.tool("read_notes").declared
+
+
 async def test_watcher_hot_reloads_a_changed_file(tmp_path: Path) -> None:
     import asyncio
 
