@@ -30,8 +30,9 @@ from typing import Any, Protocol
 import psycopg
 import redis.asyncio as redis_asyncio
 
-from proxy.model import Conversation, Exchange, Location, Provenance, Segment, Trust
+from proxy.model import Conversation, Exchange, Location, Provenance, Segment, ToolCall, Trust
 from proxy.providers.openai_responses import CONTEXT_ROOT, read_items, unread_segment
+from proxy.providers.openai_responses_output import call_of
 
 FORMAT = 1
 
@@ -45,7 +46,9 @@ class Remembered:
     findings: tuple[str, ...] = ()  # rule ids found anywhere in the conversation so far
     withheld_calls: tuple[str, ...] = ()  # call ids the provider made but the client never got
     complete: bool = True  # False: the proxy never saw this response's output (background)
-    calls: tuple[tuple[str, str], ...] = ()  # (call id, tool name) of every call made so far
+    # (call id, tool name, arguments) of every call made so far: names a later output's source, and
+    # tells argument provenance which record a result came from (a source the user designated).
+    calls: tuple[tuple[str, str, str], ...] = ()
 
     def to_json(self) -> str:
         return json.dumps({"v": FORMAT, "segments": self.segments, "tools": self.tools, "findings": self.findings,
@@ -61,7 +64,8 @@ class Remembered:
             return None
         if not isinstance(data, dict) or data.get("v") != FORMAT:
             return None  # a record this version cannot read counts as unknown: tainted
-        calls = tuple((str(c[0]), str(c[1])) for c in data.get("calls") or () if isinstance(c, list) and len(c) == 2)
+        calls = tuple((str(c[0]), str(c[1]), str(c[2]) if len(c) == 3 else "") for c in data.get("calls") or ()
+                      if isinstance(c, list) and len(c) in (2, 3))
         return Remembered(tuple(data.get("segments") or ()), tuple(data.get("tools") or ()),
                           tuple(data.get("findings") or ()), tuple(data.get("withheld_calls") or ()),
                           bool(data.get("complete", False)), calls)
@@ -98,8 +102,11 @@ def with_history(conv: Conversation, remembered: Remembered | None, reference: s
         if not remembered.complete:
             prior.append(Segment(0, "tool", "", Trust.UNTRUSTED, Provenance("unseen_output", reference),
                                  Location((CONTEXT_ROOT, "history", len(prior)))))
-    names = dict(remembered.calls) if remembered else {}
-    return conv.with_segments([*prior, *(_named(s, names) for s in conv.segments)])
+    calls = remembered.calls if remembered else ()
+    names = {call_id: name for call_id, name, _ in calls}
+    earlier = tuple(ToolCall(call_id, name, arguments) for call_id, name, arguments in calls)
+    restored = conv.with_segments([*prior, *(_named(s, names) for s in conv.segments)])
+    return dataclasses.replace(restored, calls=(*earlier, *conv.calls))
 
 
 def _named(seg: Segment, names: dict[str, str]) -> Segment:
@@ -137,13 +144,13 @@ def remember(exchange: Exchange, response: dict[str, Any], previous: Remembered 
     if got is not None:
         sent = {c.id for c in got.tool_calls}
         withheld = {c.id for c in got.withheld} | {c.id for c in getattr(upstream, "tool_calls", ())} - sent
-    calls = dict(previous.calls if previous else ())
+    calls = {call_id: (name, arguments) for call_id, name, arguments in (previous.calls if previous else ())}
     for item in [*(received.raw.get("input") or [] if isinstance(received.raw.get("input"), list) else []),
                  *(output if isinstance(output, list) else [])]:
         if isinstance(item, dict) and isinstance(item.get("call_id"), str) and isinstance(item.get("name"), str):
-            calls[item["call_id"]] = item["name"]
+            calls[item["call_id"]] = (item["name"], call_of(item, 0).arguments)
     return Remembered(
-        calls=tuple(calls.items()),
+        calls=tuple((call_id, name, arguments) for call_id, (name, arguments) in calls.items()),
         segments=tuple(bounded(segments, max_chars)),
         tools=tuple(t.raw for t in exchange.conversation.tools),
         findings=tuple(findings),

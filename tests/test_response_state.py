@@ -55,6 +55,11 @@ def test_history_comes_back_as_context_that_is_never_forwarded() -> None:
     assert any(s.trust is Trust.UNTRUSTED and "eve@evil.test" in s.text for s in conv.untrusted())
     assert all(s.location and s.location.path[0] == CONTEXT_ROOT for s in conv.segments[:-1])
     assert render(conv) is nxt
+    # The earlier call, with its arguments: which record the result came from.
+    assert [(c.id, c.name, c.arguments) for c in conv.calls] == [("c1", "read_notes", "{}")]
+    legacy = Remembered.from_json(record.to_json().replace('"calls":[["c1","read_notes","{}"]]',
+                                                           '"calls":[["c1","read_notes"]]'))
+    assert legacy is not None and legacy.calls == (("c1", "read_notes", ""),)  # records kept before arguments
 
 
 def test_unknown_or_unseen_history_is_tainted_never_clean() -> None:

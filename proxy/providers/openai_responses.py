@@ -14,15 +14,16 @@ the response state) sit under `CONTEXT_ROOT`; `render` never writes them back.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from proxy.errors import InvalidRequest
-from proxy.model import Conversation, Location, Provenance, Segment, ToolSpec, Trust, Uninspected
+from proxy.model import Conversation, Location, Provenance, Segment, ToolCall, ToolSpec, Trust, Uninspected
 from proxy.providers import jsonpath
 from proxy.providers.base import RequestParams, WireAPI
 from proxy.providers.labels import CONTEXT_ROOT, Labeller, in_context, top_level
 from proxy.providers.openai_responses_items import ItemReader, refuse
-from proxy.providers.openai_responses_output import parse_output, render_output
+from proxy.providers.openai_responses_output import CALL_ITEMS, call_of, parse_output, render_output
 from proxy.providers.openai_responses_stream import ResponsesCodec
 from proxy.providers.openai_responses_tools import HOSTED_TOOLS, prompt, text_format, tool_name
 from proxy.providers.openai_responses_tools import tools as offered_tools
@@ -70,7 +71,15 @@ def parse(body: dict[str, Any]) -> Conversation:
     offered = offered_tools(body, labels)
     text_format(body, labels)
     top_level(body, KNOWN_PARAMS, labels)
-    return labels.conversation(API, VENDOR, body, offered)
+    conv = labels.conversation(API, VENDOR, body, offered)
+    return dataclasses.replace(conv, calls=_history_calls(raw)) if isinstance(raw, list) else conv
+
+
+def _history_calls(items: list[Any]) -> tuple[ToolCall, ...]:
+    """The calls earlier turns made, sent back as items: provenance asks which record a result came from."""
+    return tuple(call_of(item, n) for n, item in enumerate(items)
+                 if isinstance(item, dict) and item.get("type") in CALL_ITEMS and isinstance(item.get("name"), str)
+                 and isinstance(item.get("call_id") or item.get("id"), str))
 
 
 def read_items(items: list[Any]) -> list[Segment]:
