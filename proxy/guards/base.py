@@ -55,6 +55,15 @@ class Guard(Protocol):
 
 
 @runtime_checkable
+class SyncGuard(Guard, Protocol):
+    """Optional: a guard whose judgement never waits on I/O offers it as a plain call, which the
+    pipeline may make directly (no coroutine, no deadline: nothing could interrupt it before it
+    returns anyway); its `inspect` gives the same verdict."""
+
+    def check(self, exchange: Exchange, phase: Phase) -> Verdict: ...
+
+
+@runtime_checkable
 class StreamingGuard(Guard, Protocol):
     def stream_inspector(self, exchange: Exchange) -> StreamInspector | None: ...
 

@@ -21,6 +21,9 @@ class LimitsGuard:
     phases: frozenset[Phase] = frozenset({Phase.INPUT})
 
     async def inspect(self, exchange: Exchange, phase: Phase) -> Verdict:
+        return self.check(exchange, phase)
+
+    def check(self, exchange: Exchange, phase: Phase) -> Verdict:
         conv = exchange.conversation
         n_messages = api_named(conv.api).message_count(conv.raw) if conv.raw else len(conv.segments)
         problems = []

@@ -74,6 +74,9 @@ class OutputLeakGuard:
         return "gpc-" + digest[:20]
 
     async def inspect(self, exchange: Exchange, phase: Phase) -> Verdict:
+        return self.check(exchange, phase)
+
+    def check(self, exchange: Exchange, phase: Phase) -> Verdict:
         if phase is Phase.INPUT:
             return self._plant(exchange)
         output = exchange.output or Output()

@@ -75,6 +75,9 @@ class SegregationGuard:
     phases: frozenset[Phase] = frozenset({Phase.INPUT})
 
     async def inspect(self, exchange: Exchange, phase: Phase) -> Verdict:
+        return self.check(exchange, phase)
+
+    def check(self, exchange: Exchange, phase: Phase) -> Verdict:
         conv = exchange.conversation
         mode = exchange.client_policy.segregation if exchange.client_policy else self.default_mode
         if mode == "off" or not conv.untrusted():

@@ -51,6 +51,9 @@ class ToolScopeGuard:
         return OutputReach.TOOL_CALLS  # it judges the model's calls, never its text
 
     async def inspect(self, exchange: Exchange, phase: Phase) -> Verdict:
+        return self.check(exchange, phase)
+
+    def check(self, exchange: Exchange, phase: Phase) -> Verdict:
         policy = exchange.policy or Policy()
         client = exchange.client_policy or policy.default
         if phase is Phase.INPUT:
