@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import cProfile
 import json
+import os
 import pstats
 import statistics
 import sys
@@ -184,7 +185,7 @@ def main() -> None:
     asyncio.run(drive(pipeline, policies, args.n, whole))
     if args.profile:
         prof.disable()
-        pstats.Stats(prof).sort_stats("tottime").print_stats(40)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(int(os.environ.get("TOP", "40")))
     report(per_stage, whole, stages, cost_ns)
 
 
