@@ -3,7 +3,9 @@
 Message text (output_text and refusal parts of every `message` item) is the Output's text, for the
 output guards; `function_call`, `custom_tool_call` and `mcp_approval_request` items are its tool
 calls, for tool scopes and argument provenance (a custom tool's free-form input is judged as
-`{"input": ...}`, an approval request as a call of `mcp:<server_label>`). Items a hosted
+`{"input": ...}`, an approval request as a call of `mcp:<server_label>`), and so are the calls of
+built-in tools the client runs: `local_shell_call`, `shell_call`, `apply_patch_call`, `computer_call`
+(as calls of `local_shell`, `shell`, `apply_patch`, `computer`, their action as arguments). Items a hosted
 tool produced at the provider (`web_search_call`, `file_search_call`, `mcp_call`,
 `code_interpreter_call`...) are not calls the client makes; they are returned by `hosted_results`
 so the response state can label them untrusted for the next turn.
@@ -21,7 +23,11 @@ from typing import Any
 
 from proxy.model import Output, ToolCall
 
-CALL_ITEMS = frozenset({"function_call", "custom_tool_call", "mcp_approval_request"})
+# Calls of built-in tools the *client* runs (a shell command, a patch, a mouse click): judged like
+# function calls, as calls of the tool's policy name with the action as their arguments.
+CLIENT_RUN = {"local_shell_call": "local_shell", "shell_call": "shell", "apply_patch_call": "apply_patch",
+              "computer_call": "computer"}
+CALL_ITEMS = frozenset({"function_call", "custom_tool_call", "mcp_approval_request", *CLIENT_RUN})
 NOTICE_ID = "msg_guardproxy_notice"
 
 
@@ -32,6 +38,11 @@ def call_of(item: dict[str, Any], index: int) -> ToolCall:
         # call of that server's tool (`mcp:<label>`), so the key's scope and argument provenance apply.
         return ToolCall(id=str(item.get("id") or ""), name=f"mcp:{item.get('server_label')}",
                         arguments=str(item.get("arguments") or ""), index=index)
+    kind = item.get("type")
+    if isinstance(kind, str) and kind in CLIENT_RUN:
+        action = item.get("operation") if kind == "apply_patch_call" else item.get("action")
+        return ToolCall(id=str(item.get("call_id") or item.get("id") or ""), name=CLIENT_RUN[kind],
+                        arguments=json.dumps(action if isinstance(action, dict) else {}), index=index)
     if item.get("type") == "custom_tool_call":
         arguments = json.dumps({"input": item.get("input") if isinstance(item.get("input"), str) else ""})
     else:

@@ -1,8 +1,9 @@
 """OpenAI Responses API event streams: the per-stream codec the stream guard drives.
 
-Upstream `response.*` events are classified (output_text deltas are TEXT; every event of a
-`function_call` / `custom_tool_call` item is TOOL, held until the turn ends; `response.completed`
-and `response.incomplete` end the turn; `error` and `response.failed` are the upstream's own error).
+Upstream `response.*` events are classified (output_text deltas are TEXT; every event of a call
+item (`function_call`, `custom_tool_call`, a client-run `shell_call`...) is TOOL, held until the
+turn ends; `response.completed` and `response.incomplete` end the turn; `error` and
+`response.failed` are the upstream's own error).
 Whatever the proxy withholds or adds, the client sees one consistent stream, as the SDK's strict
 accumulator requires: `sequence_number` counts every event the client gets from 0, `output_index`
 numbers only the items it gets, the `.done` events and the final `response` carry the text that was
@@ -24,6 +25,7 @@ from proxy.providers.openai_responses_output import CALL_ITEMS, NOTICE_ID, call_
 _TOOL_EVENTS = frozenset({
     "response.function_call_arguments.delta", "response.function_call_arguments.done",
     "response.custom_tool_call_input.delta", "response.custom_tool_call_input.done",
+    "response.shell_call_command.added", "response.shell_call_command.delta", "response.shell_call_command.done",
 })
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.refusal.delta"})
 _TEXT_DONE = frozenset({"response.output_text.done", "response.refusal.done", "response.content_part.done"})

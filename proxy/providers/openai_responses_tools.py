@@ -40,6 +40,8 @@ def tool_name(entry: dict[str, Any]) -> str:
         return str(entry.get("name"))
     if kind == "mcp":
         return f"mcp:{entry.get('server_label')}"
+    if kind in ("computer", "computer_use_preview"):
+        return "computer"  # both make the `computer_call`s the client runs
     if kind in HOSTED_TOOLS:
         for suffix in _DATED:
             kind = kind.removesuffix(suffix)

@@ -100,6 +100,9 @@ def _turns(item: dict[str, Any], names: dict[str, str]) -> list[Turn]:
         if kind == "mcp_call" and isinstance(item.get("output"), str):
             turns.append(Turn("tool", item["output"], tool=item["name"]))
         return turns
+    if kind in CLIENT_RUN.values() and isinstance(item.get("call_id"), str):
+        names[item["call_id"]] = kind.removesuffix("_call")
+        return [Turn("assistant", "")]
     if kind in ("function_call_output", "custom_tool_call_output"):
         return [Turn("tool", text_of(item.get("output")), tool=names.get(str(item.get("call_id"))))]
     if kind in ("local_shell_call_output", "apply_patch_call_output", "program_output", "shell_call_output"):
@@ -121,13 +124,30 @@ def _printed(item: dict[str, Any]) -> str:
     return output if isinstance(output, str) else ""
 
 
+# Built-in tools the client runs: the simulator calls them by their type, like a named tool.
+CLIENT_RUN = {"local_shell": "local_shell_call", "shell": "shell_call"}
+
+
 def tool_kinds(body: dict[str, Any]) -> dict[str, str]:
-    """Offered tool name -> "function" | "custom" (hosted tools are not the simulator's to run)."""
+    """Offered tool name -> "function" | "custom" | "local_shell" | "shell" (provider-run tools are
+    not the simulator's to run)."""
     out: dict[str, str] = {}
     for tool in body.get("tools") or []:
         if isinstance(tool, dict) and tool.get("type") in ("function", "custom") and isinstance(tool.get("name"), str):
             out[tool["name"]] = tool["type"]
+        elif isinstance(tool, dict) and tool.get("type") in CLIENT_RUN:
+            out[tool["type"]] = tool["type"]
     return out
+
+
+def _client_run_item(kind: str, call: Any) -> dict[str, Any]:
+    """A shell call the client will run: the command is the call's `command` argument."""
+    args = _arguments(call.arguments)
+    command = str(args.get("command", "")) if isinstance(args, dict) else ""
+    action: dict[str, Any] = ({"type": "exec", "command": command.split(), "env": {}} if kind == "local_shell"
+                              else {"commands": [command]})
+    return {"type": CLIENT_RUN[kind], "id": "sh_" + call.id.removeprefix("call_"), "call_id": call.id,
+            "action": action, "status": "completed"}
 
 
 # --- Rendering -----------------------------------------------------------------------------------
@@ -140,7 +160,9 @@ def output_items(reply: replies.Reply, kinds: dict[str, str]) -> list[dict[str, 
                  "role": "assistant", "content": [part]}]
     items = []
     for call in reply.tool_calls:
-        if kinds.get(call.name) == "custom":
+        if kinds.get(call.name) in CLIENT_RUN:
+            items.append(_client_run_item(kinds[call.name], call))
+        elif kinds.get(call.name) == "custom":
             items.append({"type": "custom_tool_call", "id": "ctc_" + call.id.removeprefix("call_"),
                           "call_id": call.id, "name": call.name, "input": call.arguments, "status": "completed"})
         else:
@@ -207,6 +229,8 @@ def _item_events(index: int, item: dict[str, Any], reply: replies.Reply) -> list
         out += [{"type": "response.output_text.done", **where, "content_index": 0, "text": part["text"],
                  "logprobs": []},
                 {"type": "response.content_part.done", **where, "content_index": 0, "part": part}]
+    elif kind in CLIENT_RUN.values():
+        out = [{"type": "response.output_item.added", "output_index": index, "item": item | {"status": "in_progress"}}]
     else:
         field = "input" if kind == "custom_tool_call" else "arguments"
         name = "custom_tool_call_input" if kind == "custom_tool_call" else "function_call_arguments"

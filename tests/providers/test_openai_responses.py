@@ -309,3 +309,22 @@ def test_hostile_shapes_are_refused_or_read_never_crash(items: Any, tools: Any) 
         assert exc.param
         return
     assert render(conv) is body or isinstance(render(conv), dict)
+
+
+def test_calls_of_built_in_tools_the_client_runs_are_judged_as_calls() -> None:
+    items = [{"type": "local_shell_call", "id": "l1", "call_id": "c1", "action": {"type": "exec", "command": ["ls"]}},
+             {"type": "shell_call", "id": "s1", "call_id": "c2", "action": {"commands": ["uptime"]}},
+             {"type": "apply_patch_call", "id": "p1", "call_id": "c3", "status": "completed",
+              "operation": {"type": "update_file", "path": "a.py", "diff": "+x"}},
+             {"type": "computer_call", "id": "k1", "call_id": "c4", "action": {"type": "type", "text": "hi"}}]
+    out = parse_output({"id": "r", "status": "completed", "output": items})
+    assert [(c.id, c.name, json.loads(c.arguments)) for c in out.tool_calls] == [
+        ("c1", "local_shell", {"type": "exec", "command": ["ls"]}), ("c2", "shell", {"commands": ["uptime"]}),
+        ("c3", "apply_patch", {"type": "update_file", "path": "a.py", "diff": "+x"}),
+        ("c4", "computer", {"type": "type", "text": "hi"})]
+    kept = render_output({"id": "r", "status": "completed", "output": items},
+                         Output(tool_calls=out.tool_calls[1:2]))
+    assert [i["type"] for i in kept["output"]] == ["shell_call"]
+    conv = parse({"model": "m", "tools": [{"type": "computer_use_preview", "display_width": 1, "display_height": 1,
+                                           "environment": "browser"}, {"type": "web_search_2025_08_26"}]})
+    assert [t.name for t in conv.tools] == ["computer", "web_search"]
