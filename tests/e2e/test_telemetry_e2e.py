@@ -336,7 +336,9 @@ def test_saturation_grows_queue_time_not_upstream_time_then_sheds(
     for r, client_ms in results:  # the recorded split adds up to the measured total
         t = server_timing(r.headers["server-timing"])
         parts = t["guard-in"] + t["queue"] + t["upstream"] + t["guard-out"]
-        assert parts <= t["total"] + 0.3 and t["total"] - parts < 10.0
+        # What the split leaves out is event-loop scheduling between the phases: a few ms on a quiet
+        # machine, more when the test shares two cores with other work, never a whole phase.
+        assert parts <= t["total"] + 0.3 and t["total"] - parts < 10.0 + 0.1 * t["total"]
         assert t["total"] <= client_ms
     spans = proxy.trace(6)
     queue_spans = [s for s in spans if s.name == "queue wait"]
