@@ -14,7 +14,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from urllib.parse import quote
 
-import httpx
 from starlette.responses import Response
 
 from proxy.admission import Admission
@@ -30,7 +29,7 @@ from proxy.streaming.response import guarded_stream
 from proxy.streaming.session import StreamLimits, StreamSession
 from proxy.telemetry import Telemetry
 from proxy.telemetry.upstream_call import UpstreamCall
-from proxy.upstream import Upstream, relay_headers, translate
+from proxy.upstream import Upstream, UpstreamResponse, relay_headers
 
 log = logging.getLogger("guardproxy.relay")
 Observer = Callable[[Exchange], Awaitable[None]]
@@ -104,7 +103,7 @@ class ChatRelay:
         return await self._plain(exchange, response, sent, call, provider)
 
     async def _plain(
-        self, exchange: Exchange, response: httpx.Response, sent: float, call: UpstreamCall,
+        self, exchange: Exchange, response: UpstreamResponse, sent: float, call: UpstreamCall,
         provider: Provider,
     ) -> Response:
         try:
@@ -142,7 +141,7 @@ class ChatRelay:
         return Response(data, status_code=200, headers=headers)
 
     def _stream(
-        self, exchange: Exchange, response: httpx.Response, sent: float, call: UpstreamCall,
+        self, exchange: Exchange, response: UpstreamResponse, sent: float, call: UpstreamCall,
         provider: Provider,
     ) -> Response:
         session = StreamSession(self.pipeline, exchange, provider.stream_codec(), self.stream_limits,
@@ -233,17 +232,14 @@ def blocked_error(verdict: Verdict, exchange: Exchange) -> GuardProxyError:
     return error
 
 
-async def _read_bounded(response: httpx.Response) -> bytes:
+async def _read_bounded(response: UpstreamResponse) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in response.aiter_raw():
-            size += len(chunk)
-            if size > MAX_UPSTREAM_BODY:
-                raise UpstreamProtocolError("upstream response exceeds the size limit")
-            chunks.append(chunk)
-    except httpx.HTTPError as exc:
-        raise translate(exc) from exc
+    async for chunk in response.aiter_raw():  # transport failures arrive as UpstreamError
+        size += len(chunk)
+        if size > MAX_UPSTREAM_BODY:
+            raise UpstreamProtocolError("upstream response exceeds the size limit")
+        chunks.append(chunk)
     return b"".join(chunks)
 
 

@@ -1,24 +1,28 @@
 """The one connection-pooled HTTP client to the upstream model API, and its error translation.
 
-httpx lives here and nowhere else. The transport is aiohttp's by default: httpx's own async
-transport loses throughput as concurrency rises (encode/httpx#3215; measured in bench/). The
-upstream key is the proxy's own and is added here (in the form the wire API's `upstream_auth`
-gives), to requests only; client headers are passed through an allow-list so nothing a client
-sends can steer or impersonate the proxy upstream.
+The client library lives here and nowhere else: the rest of the proxy sees an `UpstreamResponse`
+(status, lower-case headers, the body as it arrives) and our own errors. aiohttp is used directly
+by default: it is what the floor's httpx-aiohttp transport runs underneath, without httpx's
+request/response models on top (about a quarter of the proxy's own CPU per request; httpx's own
+transport also loses throughput as concurrency rises, encode/httpx#3215). `upstream_transport:
+httpx` keeps httpx's transport. The upstream key is the proxy's own and is added here (in the form
+the wire API's `upstream_auth` gives), to requests only; client headers are passed through an
+allow-list so nothing a client sends can steer or impersonate the proxy upstream.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from http.cookiejar import CookieJar
 from typing import Any
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
+from yarl import URL
 
-from proxy.errors import InvalidRequest, UpstreamError, UpstreamTimeout
+from proxy.errors import GuardProxyError, InvalidRequest, UpstreamError, UpstreamTimeout
 from proxy.providers.base import bearer_auth
 from proxy.settings import Settings
 
@@ -46,36 +50,91 @@ _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 _MAX_CACHED_URLS = 16
 
 
+class UpstreamResponse:
+    """An upstream answer whose body is not read yet: the caller reads or streams it, then closes.
+
+    `headers` has lower-case names (repeated headers joined with ", "). A transport failure while
+    the body is read is raised as our UpstreamError, never as the client library's exception.
+    """
+
+    __slots__ = ("_chunks", "_close", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: dict[str, str], chunks: AsyncIterator[bytes],
+                 close: Callable[[], Awaitable[None]]) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self._chunks = chunks
+        self._close = close
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._chunks:
+                yield chunk
+        except GuardProxyError:
+            raise
+        except (aiohttp.ClientError, httpx.HTTPError, TimeoutError) as exc:
+            raise translate(exc) from exc
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        """The body as text (UTF-8, as SSE is), decoded across chunk boundaries."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        async for chunk in self.aiter_raw():
+            if text := decoder.decode(chunk):
+                yield text
+        if text := decoder.decode(b"", final=True):
+            yield text
+
+    async def aread(self) -> bytes:
+        return b"".join([chunk async for chunk in self.aiter_raw()])
+
+    async def aclose(self) -> None:
+        """Hand the connection back (a body left unread closes it instead). Idempotent."""
+        await self._close()
+
+
 class Upstream:
-    """A process-wide client: create once at start-up (creating one costs ~35 ms), close at exit."""
+    """A process-wide client: create once at start-up (inside the event loop), close at exit."""
 
     def __init__(self, settings: Settings) -> None:
         self.base_url = settings.upstream_url
         self._base_urls = {"anthropic": settings.anthropic_upstream_url or settings.upstream_url}
         self._key = settings.upstream_api_key
-        self._urls: dict[tuple[str, str], httpx.URL] = {}
+        self._urls: dict[tuple[str, str], str] = {}
+        self._transport = settings.upstream_transport
         t = settings.timeouts
-        self._timeout = httpx.Timeout(connect=t.connect_s, read=t.read_s, write=t.read_s, pool=t.read_s)
-        self._stream_timeout = httpx.Timeout(
-            connect=t.connect_s, read=t.stream_idle_s, write=t.read_s, pool=t.read_s
-        )
-        limits = httpx.Limits(
-            max_connections=settings.upstream_max_connections,
-            max_keepalive_connections=settings.upstream_max_connections,
-        )
-        transport: httpx.AsyncBaseTransport
-        if settings.upstream_transport == "aiohttp":
-            transport = AiohttpTransport(limits=limits, trust_env=False)
+        limit = settings.upstream_max_connections
+        if self._transport == "aiohttp":
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0),
+                # No cookies kept: one an upstream sets for one client's call must not ride on the next.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False, trust_env=False,
+            )
+            # `connect` bounds the wait for a pooled connection plus connecting, as httpx's pool timeout.
+            self._timeouts = {
+                stream: aiohttp.ClientTimeout(total=None, connect=t.read_s, sock_connect=t.connect_s,
+                                              sock_read=t.stream_idle_s if stream else t.read_s)
+                for stream in (False, True)
+            }
         else:
-            transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-        self._client = httpx.AsyncClient(transport=transport, trust_env=False, cookies=_NoCookies())
+            limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
+            self._client = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(limits=limits, trust_env=False),
+                                             trust_env=False, cookies=_NoCookies())
+            self._httpx_timeouts = {
+                stream: httpx.Timeout(connect=t.connect_s, read=t.stream_idle_s if stream else t.read_s,
+                                      write=t.read_s, pool=t.read_s)
+                for stream in (False, True)
+            }
 
     def base_for(self, vendor: str) -> str:
         """The base URL requests to `vendor`'s APIs go to."""
         return self._base_urls.get(vendor, self.base_url)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._transport == "aiohttp":
+            await self._session.close()
+        else:
+            await self._client.aclose()
 
     def headers(
         self, client_headers: Mapping[str, str] | Iterable[tuple[str, str]], *, has_body: bool,
@@ -98,26 +157,46 @@ class Upstream:
         headers: dict[str, str],
         stream: bool = False,
         vendor: str = "openai",
-    ) -> httpx.Response:
+    ) -> UpstreamResponse:
         """Send and return the response with its body unread (the caller reads or streams it)."""
         url = self._urls.get((vendor, path))
         if url is None:
-            url = httpx.URL(self.base_for(vendor) + path)
+            url = self.base_for(vendor) + path
             # The adapters' constant paths fill it first; paths carrying client ids or queries
             # (the Responses routes) must not grow it without bound.
             if len(self._urls) < _MAX_CACHED_URLS:
                 self._urls[(vendor, path)] = url
-        request = self._client.build_request(
-            method,
-            url,
-            content=content,
-            headers=headers,
-            timeout=self._stream_timeout if stream else self._timeout,
-        )
+        if self._transport == "aiohttp":
+            return await self._send_aiohttp(method, url, content, headers, stream)
+        return await self._send_httpx(method, url, content, headers, stream)
+
+    async def _send_aiohttp(
+        self, method: str, url: str, content: bytes | None, headers: dict[str, str], stream: bool
+    ) -> UpstreamResponse:
         try:
-            return await self._client.send(request, stream=True)
+            response = await self._session.request(
+                method, URL(url), data=content, headers=headers, timeout=self._timeouts[stream],
+                allow_redirects=False, compress=False,
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise translate(exc) from exc
+
+        async def close() -> None:
+            response.release()  # back to the pool when the body was read whole, else closed
+
+        return UpstreamResponse(response.status, _lower(response.raw_headers), response.content.iter_any(), close)
+
+    async def _send_httpx(
+        self, method: str, url: str, content: bytes | None, headers: dict[str, str], stream: bool
+    ) -> UpstreamResponse:
+        request = self._client.build_request(method, url, content=content, headers=headers,
+                                             timeout=self._httpx_timeouts[stream])
+        try:
+            response = await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise translate(exc) from exc
+        return UpstreamResponse(response.status_code, _lower(response.headers.raw), response.aiter_raw(),
+                                response.aclose)
 
     async def probe(self) -> tuple[bool, str]:
         """Readiness: can a connection to the upstream be made and answered at all?"""
@@ -127,6 +206,14 @@ class Upstream:
         except UpstreamError as exc:
             return False, exc.message
         return True, f"upstream answered {response.status_code}"
+
+
+def _lower(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in raw:
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        out[key] = f"{out[key]}, {text}" if key in out else text
+    return out
 
 
 def forwarded_headers(client_headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -156,7 +243,8 @@ class _NoCookies(CookieJar):
         return None
 
 
-def relay_headers(upstream_headers: httpx.Headers) -> dict[str, str]:
+def relay_headers(upstream_headers: Mapping[str, str]) -> dict[str, str]:
+    """The upstream response headers a client gets (names lower-case, as UpstreamResponse has them)."""
     return {
         k: v
         for k, v in upstream_headers.items()
@@ -165,22 +253,17 @@ def relay_headers(upstream_headers: httpx.Headers) -> dict[str, str]:
 
 
 def translate(exc: BaseException) -> UpstreamError:
-    """An httpx/aiohttp failure as our error: 504 for timeouts, 502 for everything else.
-
-    The aiohttp transport maps some aiohttp errors to misleading httpx types (a server closing
-    the connection becomes ConnectTimeout), so the original cause decides where it is known.
-    """
-    cause = exc.__cause__ or exc
-    if isinstance(cause, aiohttp.ClientConnectorError) or isinstance(exc, httpx.ConnectError):
-        return UpstreamError("upstream unreachable: connection refused or failed", code="upstream_unreachable")
+    """An aiohttp/httpx failure as our error: 504 for timeouts, 502 for everything else, with a code
+    that says which (unreachable, reset, truncated)."""
     # ClientConnectorError is itself a ClientOSError: it must be tested first.
-    if isinstance(cause, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+    if isinstance(exc, aiohttp.ClientConnectorError | httpx.ConnectError):
+        return UpstreamError("upstream unreachable: connection refused or failed", code="upstream_unreachable")
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
         return UpstreamError("upstream closed the connection before answering", code="upstream_reset")
-    if isinstance(cause, aiohttp.ClientPayloadError):
+    if isinstance(exc, aiohttp.ClientPayloadError):
         return UpstreamError("upstream response truncated: the connection closed mid-body", code="upstream_truncated")
-    if isinstance(cause, TimeoutError | aiohttp.ServerTimeoutError) or isinstance(
-        exc, httpx.TimeoutException
-    ):
+    # aiohttp's ServerTimeoutError (connect and read) is a TimeoutError.
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return UpstreamTimeout("upstream timed out: no response within the configured read timeout")
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
         return UpstreamError(f"upstream connection failed: {type(exc).__name__}", code="upstream_reset")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from proxy.model import Exchange
 from proxy.streaming.session import StreamSession
 from proxy.streaming.sse import pump
+from proxy.upstream import UpstreamResponse
 
 
 class GuardedStream(StreamingResponse):
@@ -31,7 +31,7 @@ class GuardedStream(StreamingResponse):
 
 
 def guarded_stream(
-    upstream: httpx.Response, exchange: Exchange, sent: float, session: StreamSession, headers: dict[str, str],
+    upstream: UpstreamResponse, exchange: Exchange, sent: float, session: StreamSession, headers: dict[str, str],
     on_end: Callable[[str], Awaitable[None]], on_abandoned: Callable[[], Awaitable[None]],
 ) -> GuardedStream:
     """`on_end(outcome)` runs when the stream is over (before its last event); `on_abandoned` runs

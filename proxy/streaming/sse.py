@@ -13,14 +13,14 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
-import httpx
-from httpx_sse import EventSource, ServerSentEvent, SSEError
+from httpx_sse import ServerSentEvent, SSEError
+from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
 from proxy.errors import GuardProxyError, UpstreamProtocolError
 from proxy.model import Exchange
 from proxy.providers.base import PartKind
 from proxy.streaming.session import StreamSession
-from proxy.upstream import translate
+from proxy.upstream import UpstreamResponse
 
 log = logging.getLogger("guardproxy.streaming")
 
@@ -36,7 +36,7 @@ def encode_event(event: ServerSentEvent) -> bytes:
 
 
 async def pump(
-    response: httpx.Response,
+    response: UpstreamResponse,
     exchange: Exchange,
     sent: float,
     session: StreamSession,
@@ -52,7 +52,7 @@ async def pump(
     final: list[ServerSentEvent] = []
     outcome = "complete"
     try:
-        async for event in EventSource(response).aiter_sse():
+        async for event in _events(response):
             if exchange.timings.ttft_ms is None:
                 exchange.timings.ttft_ms = (time.perf_counter() - sent) * 1000
             for part in codec.parts(event):
@@ -97,7 +97,20 @@ def _stream_error(exc: Exception) -> GuardProxyError:
         return exc
     if isinstance(exc, SSEError):
         return UpstreamProtocolError(f"upstream stream is not SSE: {exc}")
-    if isinstance(exc, httpx.HTTPError):
-        return translate(exc)
     log.exception("stream relay failed")
     return GuardProxyError("internal error in guardproxy while relaying the stream")
+
+
+async def _events(response: UpstreamResponse) -> AsyncGenerator[ServerSentEvent, None]:
+    """The upstream's SSE events as they arrive (httpx-sse's decoder over our response)."""
+    media = response.headers.get("content-type", "").partition(";")[0]
+    if "text/event-stream" not in media:
+        raise SSEError(f"Expected response header Content-Type to contain 'text/event-stream', got {media!r}")
+    lines, decoder = SSELineDecoder(), SSEDecoder()
+    async for text in response.aiter_text():
+        for line in lines.decode(text):
+            if (event := decoder.decode(line.rstrip("\n"))) is not None:
+                yield event
+    for line in lines.flush():
+        if (event := decoder.decode(line)) is not None:
+            yield event
