@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy import __version__, responses_routes
@@ -76,6 +77,39 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class DirectRoutes:
+    """Pure ASGI, innermost of our middlewares: a POST to a chat route goes straight to its handler.
+
+    FastAPI's router, exception and exit-stack layers and its per-route request handling cost about
+    a tenth of the proxy's own CPU per request, for routes that take a bare Request and need none of
+    it. What those layers did is done here the same way: the route is put in the scope (telemetry
+    reads its path), and a GuardProxyError becomes the error response the app's handler would send.
+    Any other exception goes on up to the app's last-resort handler, as before. Everything else
+    (other methods, other paths) goes through FastAPI unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, routes: dict[str, tuple[BaseRoute, Handler]]) -> None:
+        self.app = app
+        self.routes = routes  # path -> (route, handler); filled when the routes are added
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        direct = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if direct is None:
+            await self.app(scope, receive, send)
+            return
+        route, handler = direct
+        scope["route"] = route
+        request = Request(scope, receive)
+        try:
+            response = await handler(request)
+        except GuardProxyError as exc:
+            response = _error_response(request, exc)
+        await response(scope, receive, send)
 
 
 def create_app(
@@ -143,18 +177,23 @@ def create_app(
                 await mcp.aclose()
             telemetry.shutdown()  # flushes exporters
 
+    # FastAPI's own OpenTelemetry hooks stay off: guardproxy makes its SERVER span and HTTP metrics
+    # itself (proxy/telemetry/server.py), and asking whether FastAPI's are on costs every request.
     app = FastAPI(title="guardproxy", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None, openapi_url="/openapi.json" if settings.openapi else None)
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json" if settings.openapi else None,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.settings = settings
     app.state.pipeline = pipeline
     app.state.telemetry = telemetry
     app.state.evidence = recorder
     _add_error_handlers(app)
-    _add_routes(app, settings, guards, policies, mcp)
+    direct: dict[str, tuple[BaseRoute, Handler]] = {}
+    _add_routes(app, settings, guards, policies, mcp, direct)
     add_approval_route(app, guards, policies)
     if mcp is not None:
         app.state.mcp = mcp
         app.mount("/mcp", mcp.app)  # /mcp/{server}: the MCP gateway (proxy/mcp/)
+    app.add_middleware(DirectRoutes, routes=direct)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)  # outermost: sees it all
     return app
@@ -178,9 +217,10 @@ def _content_redactor(settings: Settings) -> Callable[[str], str]:
 
 
 def _add_routes(
-    app: FastAPI, settings: Settings, guards: list[Guard], policies: PolicyStore, mcp: McpGateway | None = None
+    app: FastAPI, settings: Settings, guards: list[Guard], policies: PolicyStore, mcp: McpGateway | None = None,
+    direct: dict[str, tuple[BaseRoute, Handler]] | None = None,
 ) -> None:
-    def route(api: WireAPI) -> Callable[[Request], Awaitable[Response]]:
+    def route(api: WireAPI) -> Handler:
         async def handler(request: Request) -> Response:
             return await relay_chat(request, api)
         return handler
@@ -190,7 +230,10 @@ def _add_routes(
     mounted = {getattr(r, "path", None) for r in app.routes}
     for api in APIS.values():
         if api.route not in mounted:
-            app.add_api_route(api.route, route(api), methods=["POST"], name=api.name)
+            handler = route(api)
+            app.add_api_route(api.route, handler, methods=["POST"], name=api.name)
+            if direct is not None:  # the chat routes: served by DirectRoutes, past FastAPI's layers
+                direct[api.route] = (app.routes[-1], handler)
 
     async def relay_chat(request: Request, provider: WireAPI) -> Response:
         received = time.perf_counter()
