@@ -13,9 +13,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from proxy.guards.base import Guard
+from proxy.guards.base import Guard, SyncGuard
 from proxy.model import (
     Action,
     Decision,
@@ -41,6 +41,12 @@ def no_stage_hook(exchange: Exchange, name: str, phase: Phase) -> AbstractContex
 class Stage:
     guard: Guard
     settings: StageSettings
+    # The guard's plain `check` when it has one (decided once here, not per request).
+    check: Callable[[Exchange, Phase], Verdict] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.guard, SyncGuard):
+            object.__setattr__(self, "check", self.guard.check)
 
     @property
     def name(self) -> str:
@@ -122,9 +128,13 @@ class Pipeline:
         start = time.perf_counter()
         status, detail = StageStatus.OK, ""
         try:
-            # A deadline in this task, not wait_for's: that wraps each stage in a task of its own.
-            async with asyncio.timeout(stage.settings.timeout_s):
-                verdict = await stage.guard.inspect(exchange, phase)
+            if stage.check is not None:
+                # Never waits, so no deadline: asyncio can only interrupt a guard where it awaits.
+                verdict = stage.check(exchange, phase)
+            else:
+                # A deadline in this task, not wait_for's: that wraps each stage in a task of its own.
+                async with asyncio.timeout(stage.settings.timeout_s):
+                    verdict = await stage.guard.inspect(exchange, phase)
         except TimeoutError:
             status, detail = StageStatus.TIMEOUT, f"exceeded {stage.settings.timeout_s}s"
             verdict = failure_verdict(stage.name, stage.settings.failure_mode, detail)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fakes import FakeGuard
 
-from proxy.model import Exchange, Phase, StageStatus, VerdictKind
+from proxy.model import Exchange, Phase, StageStatus, Verdict, VerdictKind
 from proxy.pipeline import Pipeline, Stage
 from proxy.providers import openai_chat
 from proxy.settings import StageSettings
@@ -85,3 +87,40 @@ async def test_a_transform_anywhere_makes_the_phase_verdict_transform() -> None:
     ex = exchange()
     verdict = await pipe(FakeGuard("t", "transform"), FakeGuard("a")).run(ex, Phase.INPUT)
     assert verdict.kind is VerdictKind.TRANSFORM
+
+
+
+class Checked:
+    """A guard with a plain check (never waits) whose inspect would sleep past any deadline."""
+
+    name = "checked"
+    phases = frozenset({Phase.INPUT})
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.checks = 0
+
+    def check(self, exchange: Exchange, phase: Phase) -> Verdict:
+        self.checks += 1
+        if self.behaviour == "raise":
+            raise RuntimeError("check exploded")
+        return Verdict(VerdictKind.BLOCK if self.behaviour == "block" else VerdictKind.ALLOW)
+
+    async def inspect(self, exchange: Exchange, phase: Phase) -> Verdict:
+        await asyncio.sleep(1.0)
+        return self.check(exchange, phase)
+
+
+async def test_a_guard_with_a_plain_check_is_called_directly_without_a_deadline() -> None:
+    guard = Checked("block")
+    ex = exchange()
+    verdict = await pipe(guard, timeout_s=0.05).run(ex, Phase.INPUT)  # type: ignore[arg-type]
+    assert guard.checks == 1 and verdict.kind is VerdictKind.BLOCK
+    assert [(r.name, r.status) for r in ex.stages] == [("checked", StageStatus.OK)]
+
+
+async def test_a_plain_check_that_raises_gets_the_failure_mode() -> None:
+    ex = exchange()
+    verdict = await pipe(Checked("raise")).run(ex, Phase.INPUT)  # type: ignore[arg-type]
+    assert verdict.kind is VerdictKind.BLOCK and verdict.status_code == 503
+    assert ex.stages[0].status is StageStatus.ERROR and "check exploded" in ex.stages[0].detail
