@@ -15,7 +15,6 @@ rewrite it gives back that very body, minus the retrieval markup.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -63,8 +62,8 @@ def parse(body: dict[str, Any]) -> Conversation:
         labels.unknown(("mcp_servers",), "remote MCP servers give the model tools outside the key's "
                        "tool scope; connect MCP servers through guardproxy instead", body["mcp_servers"])
     top_level(body, KNOWN_PARAMS | {"mcp_servers"}, labels)
-    conv = labels.conversation(API, VENDOR, body, tuple(_tool_spec(t) for t in body.get("tools") or ()))
-    return dataclasses.replace(conv, calls=_history_calls(body["messages"]))
+    return labels.conversation(API, VENDOR, body, tuple(_tool_spec(t) for t in body.get("tools") or ()),
+                               _history_calls(body["messages"]))
 
 
 def render(conv: Conversation) -> dict[str, Any]:

@@ -13,8 +13,8 @@ import json
 from typing import Any
 
 from proxy.errors import InvalidRequest
-from proxy.model import Conversation, Location, Opaque, Provenance, Segment, ToolSpec, Trust, Uninspected
-from proxy.providers.markup import split_marked
+from proxy.model import Conversation, Location, Opaque, Provenance, Segment, ToolCall, ToolSpec, Trust, Uninspected
+from proxy.providers.markup import OPEN, split_marked
 
 Path = tuple[str | int, ...]
 # First path element of segments that are not a string of the body: text an API keeps upstream
@@ -71,9 +71,13 @@ class Labeller:
         """An unknown scalar parameter: it passes (the upstream judges it) and is recorded."""
         self._unread.append(Uninspected(name, f"unknown parameter ({type(value).__name__})", 0))
 
-    def conversation(self, api: str, vendor: str, body: dict[str, Any], tools: tuple[ToolSpec, ...]) -> Conversation:
+    def conversation(self, api: str, vendor: str, body: dict[str, Any], tools: tuple[ToolSpec, ...],
+                     calls: tuple[ToolCall, ...] = ()) -> Conversation:
         segments: list[Segment] = []
         for path, text, trust, prov, role in self._texts:
+            if OPEN not in text:  # no retrieval markup (nearly every text): the one segment as labelled
+                segments.append(Segment(len(segments), role, text, trust, prov, Location(path, 0)))
+                continue
             for part, piece in enumerate(split_marked(text)):
                 if piece.marked:
                     seg_trust, seg_prov = Trust.UNTRUSTED, Provenance("marked", piece.source, prov.tool_call_id)
@@ -83,7 +87,7 @@ class Labeller:
         return Conversation(
             api=api, vendor=vendor, model=body["model"], stream=bool(body.get("stream", False)),
             segments=tuple(segments), tools=tools, raw=body,
-            opaque=tuple(self._opaque), uninspected=tuple(self._unread),
+            opaque=tuple(self._opaque), uninspected=tuple(self._unread), calls=calls,
         )
 
 

@@ -12,7 +12,6 @@ client sent; with no rewrite it gives back that very body, minus the retrieval m
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -64,8 +63,7 @@ def parse(body: dict[str, Any]) -> Conversation:
     _response_format(body.get("response_format"), labels)
     _prediction(body.get("prediction"), labels)
     top_level(body, KNOWN_PARAMS, labels)
-    conv = labels.conversation(API, VENDOR, body, tuple(tools))
-    return dataclasses.replace(conv, calls=_history_calls(body["messages"]))
+    return labels.conversation(API, VENDOR, body, tuple(tools), _history_calls(body["messages"]))
 
 
 def render(conv: Conversation) -> dict[str, Any]:
