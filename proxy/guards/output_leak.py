@@ -107,7 +107,7 @@ class OutputLeakGuard:
 
     def _text(self, exchange: Exchange, text: str) -> tuple[Verdict, str]:
         inspector = self.stream_inspector(exchange)
-        inspector.feed(text)
+        inspector.feed(text)  # as a stream would, so findings come in the same order either way
         inspector.end_of_text()
         verdict = inspector.close()
         return verdict, inspector.redacted(text) if inspector.redacts else text
@@ -195,6 +195,8 @@ class LeakInspector:
         return StreamAction.HOLD if hold else StreamAction.RELEASE
 
     def _take(self, hits: list[Hit], partial: bool, group: str) -> bool:
+        if not hits and not partial:
+            return False
         mode = self._mode(group)
         for hit in hits:
             if any(h.kind == hit.kind and h.start == hit.start for h in self._hits):
@@ -209,7 +211,7 @@ class LeakInspector:
         return partial and mode != "tag"
 
     def _mode(self, group: str) -> str:
-        return self.guard.actions.get(group, DEFAULT_ACTIONS[group])
+        return self.guard.actions.get(group) or DEFAULT_ACTIONS[group]
 
     def take_redactions(self) -> list[Redaction]:
         taken, self._redactions = self._redactions, []
