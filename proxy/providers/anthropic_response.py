@@ -7,11 +7,11 @@ acts on it or on what it fetched).
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from proxy.model import Output, ToolCall
 from proxy.providers.anthropic_stream import arguments_json, input_tokens, stop_reason, tool_use_block
+from proxy.providers.jsonpath import copy_tree
 
 CALLS = ("tool_use", "server_tool_use", "mcp_tool_use")
 
@@ -43,7 +43,7 @@ def render_output(response: dict[str, Any], output: Output) -> dict[str, Any]:
     Other blocks (thinking, kept server tools' results) keep their places; all text collapses into
     the first text block's place, since a rewrite cannot say which block each piece came from.
     """
-    response = copy.deepcopy(response)
+    response = copy_tree(response)  # a parsed JSON tree: the plain copy, not deepcopy's memo and dispatch
     original = [b for b in response.get("content") or () if isinstance(b, dict)]
     kept = {c.id for c in output.tool_calls}
     by_id = {b.get("id"): b for b in original if b.get("type") in CALLS}

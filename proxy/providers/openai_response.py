@@ -7,10 +7,10 @@ every choice is judged; choice 0's text is `Output.text`, the others' are `Outpu
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from proxy.model import Choice, Output, ToolCall
+from proxy.providers.jsonpath import copy_tree
 
 LEGACY_CALL = "function_call"
 
@@ -60,7 +60,7 @@ def _calls(message: dict[str, Any], choice: int, start: int) -> list[ToolCall]:
 
 def render_output(response: dict[str, Any], output: Output) -> dict[str, Any]:
     """The response with each choice's content and tool calls replaced by `output`'s."""
-    response = copy.deepcopy(response)
+    response = copy_tree(response)  # a parsed JSON tree: the plain copy, not deepcopy's memo and dispatch
     choices = response.get("choices") or [{}]
     response["choices"] = choices
     texts = {a.index: a for a in output.alternatives}
