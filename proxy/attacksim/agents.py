@@ -136,26 +136,30 @@ class ResponsesAgent(_Approvals):
         self.instructions = ""
         self.tools: list[dict[str, Any]] = []
         self.pending: list[dict[str, Any]] = []
-        self.previous: str | None = None
+        self.previous: str | None = None  # the turn the next ask continues from
+        self.latest: str | None = None  # the last answer: the next turn's base once it is answered
 
     def start(self, suite: Suite, prompt: str) -> None:
         self.instructions = suite.system
         self.tools = [{"type": "function", **t["function"]} for t in suite.tool_specs()]
         self.pending = [{"role": "user", "content": prompt}]
-        self.previous = None
+        self.previous = self.latest = None
 
     def ask(self) -> Reply:
+        # Asked again without an answer in between (after an approval): the same input from the
+        # same turn, so the model makes the same call and the approval applies to it.
         try:
             out = self.client.responses.create(model="sim-gpt", instructions=self.instructions,
                                                input=self.pending, tools=self.tools,  # type: ignore[arg-type]
                                                previous_response_id=self.previous)
         except openai.APIStatusError as exc:
             return Reply(error=f"{exc.status_code} {exc.code}: {exc.message[:200]}")
-        self.previous = out.id
+        self.latest = out.id
         calls = [Call(o.call_id, o.name, _args(o.arguments)) for o in out.output if o.type == "function_call"]
         return Reply(out.output_text, calls)
 
     def answer(self, reply: Reply, results: list[str]) -> None:
+        self.previous = self.latest
         self.pending = [{"type": "function_call_output", "call_id": c.id, "output": r}
                         for c, r in zip(reply.calls, results, strict=True)]
 

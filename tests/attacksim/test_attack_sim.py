@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from proxy.attacksim.cli import simulate
 from proxy.attacksim.scenarios import Target, load_suites, policy_yaml
 
@@ -83,9 +85,11 @@ def test_the_office_suite_meets_the_targets_by_class_without_detection() -> None
     assert "approval id ap_" in failed["office/reply_to_sender"]
 
 
-def test_a_user_who_approves_only_their_own_call_restores_utility_not_attacks() -> None:
+@pytest.mark.parametrize("api", ["openai", "responses"])
+def test_a_user_who_approves_only_their_own_call_restores_utility_not_attacks(api: str) -> None:
+    # Responses: asked again from the same turn after an approval (not from the withheld answer).
     result = simulate(detect=False, taint_mode="argument_provenance", suites=["office"], limit=None,
-                      approve=True).as_dict()
+                      approve=True, api=api).as_dict()
     assert result["utility"] == 1.0
     assert result["approvals"]["granted"] >= 1
     assert all("steer_answer" in a for a in result["successful_attacks"])
