@@ -65,15 +65,27 @@ class QuarantineGuard:
     phases: frozenset[Phase] = frozenset({Phase.INPUT})
 
     async def inspect(self, exchange: Exchange, phase: Phase) -> Verdict:
+        keys = _cool_down_keys(exchange)
+        left = await self.counters.remaining_many(keys)  # one round trip to a shared store
+        return self._judge(exchange, dict(zip(keys, left, strict=True)))
+
+    async def withhold_reason(self, seg: Segment, client_key: str,
+                              poisoned: frozenset[str] = frozenset()) -> str | None:
+        """Why this retrieved segment would be withheld from this client key now (None: it would not)."""
+        keys = [f"source:{client_key}:{source_key(seg)}", f"shared:{shared_identity(seg)}"]
+        left = await self.counters.remaining_many(keys)
+        return _withhold_reason(seg, poisoned, client_key, dict(zip(keys, left, strict=True)))
+
+    def _judge(self, exchange: Exchange, left: dict[str, float]) -> Verdict:
+        """The verdict, given the cool-down left on every key this exchange could hit."""
         client_key = _client_key(exchange)
-        left = await self.counters.remaining(f"client:{client_key}")
-        if left > 0:
-            return _cooling_down(exchange, client_key, left)
+        if left[f"client:{client_key}"] > 0:
+            return _cooling_down(exchange, client_key, left[f"client:{client_key}"])
         poisoned = exchange.policy.poisoned_content if exchange.policy else frozenset()
         conv = exchange.conversation
         reasons: list[str] = []
         for seg in conv.untrusted():
-            why = await self._withhold_reason(seg, poisoned, client_key)
+            why = _withhold_reason(seg, poisoned, client_key, left)
             if why:
                 conv = conv.with_text(seg.index, WITHHELD.format(what=source_key(seg) or "a retrieved source", why=why))
                 reasons.append(f"segment {seg.index} ({source_key(seg)}): {why}")
@@ -81,17 +93,6 @@ class QuarantineGuard:
             return Verdict()
         decision = Decision(stage=self.name, action=Action.SEGREGATE, reasons=tuple(reasons))
         return Verdict(VerdictKind.TRANSFORM, decision=decision, conversation=conv)
-
-    async def _withhold_reason(self, seg: Segment, poisoned: frozenset[str], client_key: str) -> str | None:
-        if poisoned and content_hash(seg.text) in poisoned:  # no list, no hashing of every document
-            return "content flagged as poisoned by a reviewer"
-        key = source_key(seg)
-        if key and await self.counters.remaining(f"source:{client_key}:{key}") > 0:
-            return "source in quarantine for this client after repeated detections in its content"
-        identity = shared_identity(seg)
-        if identity and await self.counters.remaining(f"shared:{identity}") > 0:
-            return "source in quarantine after detections in its content reported by several clients"
-        return None
 
     async def observe(self, exchange: Exchange) -> None:
         """Count this exchange's enforced detections; start cool-downs past the threshold."""
@@ -136,6 +137,32 @@ def _client_key(exchange: Exchange) -> str:
     return str(exchange.attributes.get("client_key_id") or exchange.client)
 
 
+def _cool_down_keys(exchange: Exchange) -> list[str]:
+    """Every counter key whose cool-down could change this exchange: the client's, and each
+    retrieved segment's source for this client and, with a shared identity, for everyone."""
+    client_key = _client_key(exchange)
+    keys = {f"client:{client_key}": None}
+    for seg in exchange.conversation.untrusted():
+        key, identity = source_key(seg), shared_identity(seg)
+        if key:
+            keys[f"source:{client_key}:{key}"] = None
+        if identity:
+            keys[f"shared:{identity}"] = None
+    return list(keys)
+
+
+def _withhold_reason(seg: Segment, poisoned: frozenset[str], client_key: str, left: dict[str, float]) -> str | None:
+    if poisoned and content_hash(seg.text) in poisoned:  # no list, no hashing of every document
+        return "content flagged as poisoned by a reviewer"
+    key = source_key(seg)
+    if key and left[f"source:{client_key}:{key}"] > 0:
+        return "source in quarantine for this client after repeated detections in its content"
+    identity = shared_identity(seg)
+    if identity and left[f"shared:{identity}"] > 0:
+        return "source in quarantine after detections in its content reported by several clients"
+    return None
+
+
 def _cooling_down(exchange: Exchange, client_key: str, left: float) -> Verdict:
     seconds = max(1, int(left + 0.999))
     policy = exchange.client_policy or ClientPolicy()
@@ -151,7 +178,17 @@ def _cooling_down(exchange: Exchange, client_key: str, left: float) -> Verdict:
     )
 
 
+@dataclass
+class LocalQuarantineGuard(QuarantineGuard):
+    """Counters in this process: nothing to wait for, so the stage is a plain call (SyncGuard)."""
+
+    counters: MemoryCounters = field(default_factory=MemoryCounters)
+
+    def check(self, exchange: Exchange, phase: Phase) -> Verdict:
+        return self._judge(exchange, {key: self.counters.left(key) for key in _cool_down_keys(exchange)})
+
+
 def build(settings: Settings, options: dict[str, Any]) -> QuarantineGuard:
     url = options.get("redis_url")
-    return QuarantineGuard(counters=RedisCounters(str(url)) if url else MemoryCounters())
+    return QuarantineGuard(counters=RedisCounters(str(url))) if url else LocalQuarantineGuard()
 

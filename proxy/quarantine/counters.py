@@ -7,6 +7,7 @@ the Redis form two commands (INCR + EXPIRE NX). A cool-down is a key with a TTL.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Protocol
 
 import redis.asyncio as redis_asyncio
@@ -20,6 +21,10 @@ class Counters(Protocol):
     async def cool_down(self, key: str, seconds: int) -> None: ...
 
     async def remaining(self, key: str) -> float: ...
+
+    async def remaining_many(self, keys: Sequence[str]) -> list[float]:
+        """`remaining` of each key, in one round trip."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -60,6 +65,13 @@ class MemoryCounters:
         self._until[key] = self._now() + seconds
 
     async def remaining(self, key: str) -> float:
+        return self.left(key)
+
+    async def remaining_many(self, keys: Sequence[str]) -> list[float]:
+        return [self.left(key) for key in keys]
+
+    def left(self, key: str) -> float:
+        """Seconds of cool-down left (0.0: none); in process, so no need to wait for it."""
         until = self._until.get(key)
         if until is None:
             return 0.0
@@ -103,6 +115,15 @@ class RedisCounters:
     async def remaining(self, key: str) -> float:
         ttl = await self._redis.pttl(f"{self._prefix}until:{key}")
         return max(0.0, ttl / 1000) if ttl and ttl > 0 else 0.0
+
+    async def remaining_many(self, keys: Sequence[str]) -> list[float]:
+        if not keys:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.pttl(f"{self._prefix}until:{key}")
+            ttls = await pipe.execute()
+        return [max(0.0, ttl / 1000) if ttl and ttl > 0 else 0.0 for ttl in ttls]
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
