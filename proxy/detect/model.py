@@ -122,22 +122,31 @@ class LinearModel:
         counts = np.zeros(feats.length + 1)
         sums[1:] = np.cumsum(np.bincount(feats.starts, weights=contrib, minlength=feats.length))
         counts[1:] = np.cumsum(np.bincount(feats.starts, weights=valid.astype(np.float64), minlength=feats.length))
+        # Every window of every text in one numpy expression: a request's many short segments
+        # would otherwise pay numpy's per-call overhead once per segment.
+        ranges = list(zip(c_begin.tolist(), c_end.tolist(), strict=True))
+        spans: list[tuple[int, int]] = []
+        first = [0]
+        for a0, b0 in ranges:
+            spans += [(a0 + a, a0 + b) for a, b in windows(b0 - a0, WINDOW, STRIDE)]
+            first.append(len(spans))
+        a = np.array([s for s, _ in spans], dtype=np.int64)
+        b = np.minimum(np.array([e for _, e in spans], dtype=np.int64),
+                       np.repeat(c_end, np.diff(first)))
+        all_margins = (self.bias + (sums[b] - sums[a]) / np.maximum(counts[b] - counts[a], 1)).tolist()
+        starts = begins.tolist()
         out = []
         for i, text in enumerate(clipped):
-            a0, b0 = int(c_begin[i]), int(c_end[i])
-            spans = [(a0 + a, a0 + b) for a, b in windows(b0 - a0, WINDOW, STRIDE)]
-            bounds = np.array(spans, dtype=np.int64)
-            a, b = bounds[:, 0], np.minimum(bounds[:, 1], b0)
-            margins = self.bias + (sums[b] - sums[a]) / np.maximum(counts[b] - counts[a], 1)
-            best = int(np.argmax(margins))
-            start, end = spans[best]
+            a0, b0 = ranges[i]
+            margins = all_margins[first[i] : first[i + 1]]
+            best = max(range(len(margins)), key=margins.__getitem__)  # the first of equal maxima, as argmax
+            start, end = spans[first[i] + best]
             if b0 <= a0:
                 span = (0, len(text))
             else:
-                span = (int(feats.positions[start]) - int(begins[i]),
-                        int(feats.positions[min(end, b0) - 1]) - int(begins[i]) + 1)
-            out.append(Score(self.calibrate(float(margins[best])), float(margins[best]), span,
-                             len(view_texts[i]) > MAX_CHARS))
+                span = (int(feats.positions[start]) - starts[i],
+                        int(feats.positions[min(end, b0) - 1]) - starts[i] + 1)
+            out.append(Score(self.calibrate(margins[best]), margins[best], span, len(view_texts[i]) > MAX_CHARS))
         return out
 
     def explain(self, view_text: str, top: int = 8) -> tuple[Score, list[Contribution]]:

@@ -69,8 +69,12 @@ MARKUP_PATTERN = r"[a-zA-Z](?:\*\*?|__|~~|</?[a-zA-Z][a-zA-Z0-9]{0,8}>)+[a-zA-Z]
 
 _TYPO = re2.compile(TYPO_PATTERN)
 _CIPHER = re2.compile(CIPHER_PATTERN)
-# Python's re for the lookbehind; each alternative is fixed or bounded, so it stays linear.
-_MARKUP = re.compile(r"(?<=[a-z])(?:\*\*?|__|~~|</?[a-z][a-z0-9]{0,8}>)+(?=[a-z])")
+_MARK = r"(?:\*\*?|__|~~|</?[a-z][a-z0-9]{0,8}>)"
+# A word with markup inside it, and the marks that close it at its end ("fr**om**", "fr<b>om</b>").
+# Python's re for the lookbehind; letters and marks never overlap and each mark is bounded, so a
+# failed attempt gives back at most one word: linear.
+_MARKED_WORD = re.compile(r"(?<![a-z])[a-z]+(?:" + _MARK + r"+[a-z]+)+" + _MARK + r"*")
+_MARKS = re.compile(_MARK + "+")
 # Words of letters in any script (a plain class, no backtracking: linear on any text).
 _LETTERS = re.compile(r"[^\W\d_]+")
 
@@ -120,15 +124,16 @@ def fix_typos(text: str) -> tuple[str, OffsetMap] | None:
 
 
 def strip_markup(text: str) -> tuple[str, OffsetMap] | None:
-    """Emphasis and tags inside a word removed ("ig**no**re" -> "ignore")."""
+    """Emphasis and tags inside a word removed, with those closing it ("ig**no**re", "fr**om**")."""
     omap = OffsetMap()
     parts: list[str] = []
     opos = npos = 0
-    for m in _MARKUP.finditer(text):
-        parts.append(text[opos : m.start()])
-        npos += m.start() - opos
-        omap.add(npos, npos, m.start(), m.end(), "markup")
-        opos = m.end()
+    for word in _MARKED_WORD.finditer(text):
+        for m in _MARKS.finditer(text, word.start(), word.end()):
+            parts.append(text[opos : m.start()])
+            npos += m.start() - opos
+            omap.add(npos, npos, m.start(), m.end(), "markup")
+            opos = m.end()
     if not omap.ns:
         return None
     parts.append(text[opos:])

@@ -11,16 +11,19 @@ lookups). One pass over the tokens: linear in the text.
 
 from __future__ import annotations
 
+import re
 from itertools import product
-
-import re2
 
 from proxy.rules.offsets import OffsetMap
 from proxy.rules.vocabulary import WORDS
 
 LEET_CHARS = "01345789@$!|+"
 _TABLE = str.maketrans(LEET_CHARS, "oieastbgasilt")
-_TOKEN = re2.compile(r"[a-z0-9@$!|+]+")
+# Tokens holding at least one leet character. Python's re for the lookbehind: a run of letters
+# with none is given up after one look along it, and only from its start, so this stays linear;
+# ordinary words never reach Python code.
+_TOKEN = re.compile(r"(?<![a-z0-9@$!|+])[a-z]*[0-9@$!|+][a-z0-9@$!|+]*")
+_BESIDE = 3  # characters (space, punctuation) that may separate two tokens of one leetspeak phrase
 _AMBIGUOUS = "1|!"
 MAX_AMBIGUOUS = 4
 MAX_TOKEN = 24  # longer runs of letters and digits are identifiers, hashes or keys: left alone
@@ -77,17 +80,24 @@ def _reading(token: str) -> str | None:
     return None
 
 
+def _beside(
+    text: str, tokens: list[tuple[int, int, str]], readings: list[str | None], j: int, edge: int
+) -> bool:
+    """Token j is leetspeak and only a few non-letters apart from `edge` (a token's start or end)."""
+    if j < 0 or j >= len(tokens) or readings[j] is None or not _mixed(tokens[j][2]):
+        return False
+    gap = text[tokens[j][1] : edge] if tokens[j][1] <= edge else text[edge : tokens[j][0]]
+    return len(gap) <= _BESIDE and not any(c.isalnum() for c in gap)
+
+
 def undo(text: str) -> tuple[str, OffsetMap] | None:
     """`text` with its leetspeak tokens (and the digit words beside them) spelled in letters."""
     tokens = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(text)]
     readings: list[str | None] = [_reading(t) if _mixed(t) else None for _, _, t in tokens]
-    for i, (_, _, token) in enumerate(tokens):
+    for i, (start, end, token) in enumerate(tokens):
         if readings[i] is not None or len(token) > 4 or not all(c in LEET_CHARS for c in token):
             continue
-        beside = (i > 0 and readings[i - 1] is not None and _mixed(tokens[i - 1][2])) or (
-            i + 1 < len(tokens) and readings[i + 1] is not None and _mixed(tokens[i + 1][2])
-        )
-        if beside:
+        if _beside(text, tokens, readings, i - 1, start) or _beside(text, tokens, readings, i + 1, end):
             readings[i] = _known(token)
     omap = OffsetMap()
     chars: list[str] | None = None

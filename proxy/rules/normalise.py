@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -290,15 +291,24 @@ def decipher(view: View, found: frozenset[str]) -> View | None:
 
 
 def _joined(run: str) -> str:
-    """Letters of a spaced run; a space stays a word break when the letters are kept apart by
-    something else ("i.g.n.o.r.e a.l.l") or by one space while words are kept apart by more."""
+    """Letters of a spaced run. The gap seen most often is the one put between letters; a gap
+    unlike it that holds a space, or is longer, is a word break ("i.g.n.o.r.e a.l.l",
+    "i g n o r e   a l l", "t.i.t.l.e: a.n.n.u.a.l")."""
     gaps = _GAP.findall(run)
-    plain = all(g.isspace() for g in gaps)
-    narrow = min((len(g) for g in gaps), default=1)
-    words = [g for g in gaps if (" " in g and not plain) or (plain and len(g) > narrow)]
+    if not gaps:
+        return run
+    common = Counter(gaps).most_common(1)[0][0]
+    words = {g for g in gaps if g != common and (" " in g or len(g) > len(common))}
     if not words:
         return "".join(c for c in run if c.isalpha())
-    return _GAP.sub(lambda m: " " if m.group() in words else "", run)
+    spacer = "" if common.isspace() else common.strip()
+    return _GAP.sub(lambda m: _word_break(m.group(), spacer) if m.group() in words else "", run)
+
+
+def _word_break(gap: str, spacer: str) -> str:
+    """A gap between words, less the separator put between letters: "e: a" keeps its colon."""
+    kept = gap.replace(spacer, "").strip() if spacer else gap.strip()
+    return f"{kept} " if kept else " "
 
 
 def _join_spaced(text: str) -> tuple[str, OffsetMap] | None:

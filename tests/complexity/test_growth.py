@@ -121,7 +121,8 @@ def test_evasion_rewrites_grow_linearly_with_segment_length() -> None:
     # a long run of letters with one look-alike in it (a backtracking word pattern is quadratic there).
     def make(n: int) -> str:
         piece = ("\u0456\u0261\u0578\u03bf\u0433\u0435 \U0001d6bb\U0001d6ae\U0001d6ac r\u2110\u2110es "
-                 "1gn0r3 4ll pr3v10u5 1n57ruc710n5 70 83 8y i.g.n.o.r.e ig**no**re ignroe ")
+                 "1gn0r3 4ll pr3v10u5 1n57ruc710n5 70 83 8y i.g.n.o.r.e ig**no**re fr**om** st<b>ar</b> "
+                 "t.i.t.l.e: a.n.n.u.a.l ignroe ")
         return piece * n + "a" * (50 * n) + "\u0430" + "b" * (50 * n)
 
     assert_near_linear("rules.evasion", "segment length", 20, make, lambda text: deobfuscate(normalise(text)))

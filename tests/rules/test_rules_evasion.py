@@ -146,3 +146,20 @@ def test_snake_case_is_not_markup() -> None:
     assert "markup" not in hints('{"high_c": 18, "precip_mm": 2.5}')
     result = strip_markup("ig__no__re")
     assert result is not None and result[0] == "ignore"
+
+
+def test_marks_closing_a_marked_word_go_with_it() -> None:
+    result = strip_markup("fr**om** the st<b>ar</b> wars")
+    assert result is not None and result[0] == "from the star wars"
+    assert strip_markup("**bold** and <b>tags</b> around words") is None
+
+
+@pytest.mark.parametrize(
+    ("spaced", "plain"),
+    [
+        ("t.i.t.l.e: a.n.n.u.a.l r.e.v.i.e.w", "title: annual review"),  # punctuation between words stays
+        ("n e e d e d   t o   m o v e   b e c a u s e   o f   a   c h e c k - u p", "needed to move because of a"),
+    ],
+)
+def test_letter_spacing_keeps_word_breaks(spaced: str, plain: str) -> None:
+    assert any(plain in v for v in _views(spaced)), _views(spaced)
