@@ -25,6 +25,7 @@ from proxy.telemetry import config, guard_spans
 from proxy.telemetry import names as n
 from proxy.telemetry.content import Capture, Redactor, capture_from_env, scrub
 from proxy.telemetry.instruments import Instruments
+from proxy.telemetry.local_metrics import LocalMeter, LocalMeterProvider
 from proxy.telemetry.prometheus import PrometheusBridge
 from proxy.telemetry.upstream_call import UpstreamCall
 
@@ -37,7 +38,7 @@ class Telemetry:
         self,
         *,
         tracer_provider: TracerProvider | None,
-        meter_provider: MeterProvider | None,
+        meter_provider: MeterProvider | LocalMeterProvider | None,
         bridge: PrometheusBridge | None,
         capture: Capture = Capture.NO_CONTENT,
         redaction: Callable[[], Redactor] = lambda: scrub,
@@ -49,7 +50,7 @@ class Telemetry:
             tracer_provider.get_tracer(n.INSTRUMENTATION_SCOPE, __version__)
             if tracer_provider is not None else None
         )
-        meter: Meter = (meter_provider or NoOpMeterProvider()).get_meter(
+        meter: Meter | LocalMeter = (meter_provider or NoOpMeterProvider()).get_meter(
             n.INSTRUMENTATION_SCOPE, __version__
         )
         self.bridge = bridge
@@ -72,10 +73,19 @@ class Telemetry:
         env = os.environ if env is None else env
         plan = config.plan_from_env(env)
         res = config.resource(plan, __version__)
-        bridge = None if plan.disabled else PrometheusBridge()
+        meters: MeterProvider | LocalMeterProvider | None
+        if plan.disabled:
+            meters, bridge = None, None
+        elif not plan.metrics:
+            # /metrics is the only reader: aggregated in process, without the SDK's per-record work.
+            meters = LocalMeterProvider()
+            bridge = PrometheusBridge(source=meters.metrics)
+        else:
+            bridge = PrometheusBridge()
+            meters = config.meter_provider(plan, res, [bridge])
         return cls(
             tracer_provider=config.tracer_provider(plan, res),
-            meter_provider=config.meter_provider(plan, res, [bridge] if bridge else []),
+            meter_provider=meters,
             bridge=bridge,
             capture=capture_from_env(env),
             redaction=redaction,

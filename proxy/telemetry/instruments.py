@@ -1,4 +1,5 @@
-"""The metric instruments, created once per meter with the advised bucket boundaries."""
+"""The metric instruments, created once per meter with the advised bucket boundaries (an SDK meter,
+or the in-process one of local_metrics.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from collections.abc import Callable, Iterable
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from proxy.telemetry import names as n
+from proxy.telemetry.local_metrics import LocalMeter
 
 Observe = Callable[[], Iterable[tuple[float, dict[str, str]]]]
 
 
 class Instruments:
-    def __init__(self, meter: Meter, depth: Observe, active: Observe) -> None:
+    def __init__(self, meter: Meter | LocalMeter, depth: Observe, active: Observe) -> None:
         h = meter.create_histogram
         self.client_duration = h(
             n.M_CLIENT_DURATION, unit="s", description="GenAI operation duration (upstream call)",

@@ -1,8 +1,9 @@
 """Serves the OpenTelemetry metrics at `/metrics` in Prometheus text format, for scrapers.
 
-The instruments are recorded once, through OpenTelemetry; this pull reader converts a cumulative
-snapshot into prometheus-client metric families on each scrape, following the OTel-to-Prometheus
-naming rules (dots to underscores, unit suffix such as `_seconds`, `_total` on counters).
+The instruments are recorded once (through the OpenTelemetry SDK, or aggregated in process when
+nothing else reads them); this pull reader converts a cumulative snapshot into prometheus-client
+metric families on each scrape, following the OTel-to-Prometheus naming rules (dots to
+underscores, unit suffix such as `_seconds`, `_total` on counters).
 prometheus-client lives here and nowhere else; the opentelemetry-exporter-prometheus package is
 not needed.
 """
@@ -10,7 +11,7 @@ not needed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
@@ -47,10 +48,15 @@ def label_name(key: str) -> str:
 
 
 class PrometheusBridge(InMemoryMetricReader):
-    """A pull reader (cumulative temporality) that renders itself as Prometheus text."""
+    """A pull reader (cumulative temporality) that renders itself as Prometheus text.
 
-    def __init__(self) -> None:
+    With `source`, it renders what that returns instead of what an SDK meter provider collects
+    into it (the in-process aggregation, local_metrics.py, when /metrics is the only reader).
+    """
+
+    def __init__(self, source: Callable[[], Iterable[Metric]] | None = None) -> None:
         super().__init__()
+        self.source = source
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
 
@@ -58,6 +64,9 @@ class PrometheusBridge(InMemoryMetricReader):
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
     def metrics(self) -> Iterator[Metric]:
+        if self.source is not None:
+            yield from self.source()
+            return
         data = self.get_metrics_data()
         if data is None:
             return
