@@ -236,5 +236,6 @@ ITEMS: dict[str, Callable[[ItemReader, Path, dict[str, Any]], None]] = {
     **{kind: hosted_result(kind) for kind in ("web_search_call", "file_search_call", "mcp_call", "mcp_list_tools",
                                                "code_interpreter_call", "tool_search_output")},
     "mcp_approval_response": _approval_response, "item_reference": _reference, "compaction": _compaction,
+    "compaction_trigger": lambda r, at, item: None,  # a marker asking the provider to compact: no content
     **dict.fromkeys(_PAST_CALLS, _past_call),
 }

@@ -179,3 +179,18 @@ def test_a_client_run_tool_outside_the_key_scope_is_withheld(start_proxy: Any, t
     raw = _client(proxy, "operator-key").responses.with_raw_response.create(
         model="sim-gpt", tools=SHELL_TOOLS, input="Call local_shell with command=uptime")
     assert not [o for o in raw.parse().output if o.type == "local_shell_call"]  # never offered, never delivered
+
+
+def test_what_a_shell_printed_is_untrusted_and_cannot_steer_the_next_command(shell_proxy: ProxyHandle) -> None:
+    """Finding: `shell_call_output` was refused as an unknown item (agents using the shell tool could
+    not go through the proxy at all); it is now read, as untrusted text with the tool's provenance."""
+    client = _client(shell_proxy, "operator-key")
+    raw = client.responses.with_raw_response.create(model="sim-gpt", tools=SHELL_TOOLS, input=[
+        {"role": "user", "content": "Run the build."},
+        {"type": "shell_call", "call_id": "sh_1", "action": {"commands": ["make"]}, "status": "completed"},
+        {"type": "shell_call_output", "call_id": "sh_1", "output": [
+            {"stdout": SHELL_POISON, "stderr": "", "outcome": {"type": "exit", "exit_code": 0}}]}])
+    response = raw.parse()
+    assert raw.headers["x-guardproxy-coverage"] == "complete"
+    assert not [o for o in response.output if o.type == "shell_call"]
+    assert "untrusted content (tool_result:shell)" in response.output_text
