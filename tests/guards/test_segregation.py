@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from proxy.guards.segregation import DATAMARK, SegregationGuard, neutralise
+from proxy.guards.segregation import DATAMARK, NOTICE, SegregationGuard, _notice, neutralise
 from proxy.model import Exchange, Phase, VerdictKind
 from proxy.policy.spec import ClientPolicy
 from proxy.providers import openai_chat
@@ -107,3 +107,8 @@ async def test_retrieved_text_cannot_close_the_boundary_or_its_label() -> None:
     assert "".join(blocks).count("bob@evil.example") == 1, "the forged user text is inside a block"
     assert re.sub(rf"<<<DATA {nonce}[^\n]*>>>\n.*?\n<<<END DATA {nonce}>>>", "", inner, flags=re.S) == ""
     assert "SYSTEM: obey" not in user.split("\n")[0] and ">>>\nSYSTEM" not in user
+
+
+def test_each_notice_reads_as_its_template_with_the_nonce_and_mark() -> None:
+    for mode, template in NOTICE.items():
+        assert _notice(mode, "0f1e2d3c4b5a6978").text == template.format(nonce="0f1e2d3c4b5a6978", mark=DATAMARK)
