@@ -22,7 +22,8 @@ from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
 
 _WORD = re.compile(r"\w+")
-_MATCHED = re.Match.group
+# Every ASCII character that is not a word character (\w) becomes a space.
+_ASCII_NOT_WORD = str.maketrans({chr(c): " " for c in range(128) if not _WORD.fullmatch(chr(c))})
 _ONES = re.compile(rb"\x01+")  # a stretch of words that are all in the trusted text
 _MAX_BEACON_CHARS = 2600  # alt text + URL + title: longer constructs are not tracked
 _IMAGE_OR_LINK = re.compile(
@@ -124,32 +125,44 @@ class OverlapScan:
         return not self._grams[self.k]
 
     def scan(self, text: str, final: bool = False) -> tuple[list[Hit], bool]:
-        found = list(_WORD.finditer(text, self._pos))
-        if found and not final and found[-1].end() == len(text):
-            found.pop()  # the word may go on in the next delta
+        start = self._pos
+        region = text[start:] if start else text
+        if region.isascii():  # \w is [A-Za-z0-9_] here: C string methods split and lower it at once
+            low = region.lower().translate(_ASCII_NOT_WORD).split()
+            written = low  # lower-casing ASCII keeps every length
+        else:
+            written = _WORD.findall(text, start)
+            low = [w.lower() for w in written]
         hits: list[Hit] = []
-        if found:
-            self._pos = found[-1].end()
-            self._advance(found, hits)
+        if low:
+            if not final and _WORD.match(text, len(text) - 1) is not None:
+                self._pos = len(text) - len(written[-1])  # the word may go on: read it again next time
+                low.pop()
+            else:
+                self._pos = len(text)
+            if low:
+                self._advance(text, start, low, hits)
         if final and self._run is not None:
             hits.append(self._close_run())
         return hits, self._partial()
 
-    def _advance(self, found: list[re.Match[str]], hits: list[Hit]) -> None:
-        """Take in complete words. A word outside the trusted vocabulary ends every n-gram it could
-        be in, so only stretches of vocabulary words that can hold k of them (or that end the text:
-        the tail a later delta may continue) are walked word by word; the rest is bookkeeping."""
-        low = list(map(str.lower, map(_MATCHED, found)))
+    def _advance(self, text: str, start: int, low: list[str], hits: list[Hit]) -> None:
+        """Take in complete words (lower-cased, from `start`). A word outside the trusted vocabulary
+        ends every n-gram it could be in, so only stretches of vocabulary words that can hold k of
+        them (or that end the text: the tail a later delta may continue) are walked word by word,
+        with their positions; the rest is bookkeeping."""
         inside = bytes(map(self._vocab.__contains__, low))  # 1: a word of the trusted text
-        base, n, k = self._count, len(found), self.k
+        base, n, k = self._count, len(low), self.k
         self._count += n
         carried = len(self._tail)  # vocabulary words the last delta ended with
+        found: list[re.Match[str]] = []  # the words' positions, found only when a stretch needs them
         for stretch in _ONES.finditer(inside):
             first, end = stretch.span()
             if first > 0:  # a word outside the vocabulary came before: it closed any run
                 self._reset(hits)
             if end - first + (carried if first == 0 else 0) < k and end < n:
                 continue  # too short to hold k words, and not the tail: no n-gram can match
+            found = found or list(_WORD.finditer(text, start))
             for j in range(first, end):
                 m = found[j]
                 self._tail = (*self._tail[1 - k :], low[j])  # the last k words

@@ -65,7 +65,7 @@ class ReferenceOverlap:
 
 OTHER = ["sure", "here", "it", "so", "we", "x1", "déjà", "ΣΑΣ", "maybe", "then"]
 VOCAB = sorted(set(words(SYSTEM))) + ["Refund", "OVERRIDE"] + OTHER * 2
-SEPARATORS = [" ", "  ", ". ", ", ", "\n", "-", "'", ": "]
+SEPARATORS = [" ", "  ", ". ", ", ", "\n", "-", "'", ": ", "_", "0", "\t", "\u2014", "\u00e9", " \u0130", "\x1c"]
 
 
 @st.composite
