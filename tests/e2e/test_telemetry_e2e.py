@@ -169,9 +169,10 @@ def test_plain_request_is_one_trace_with_the_documented_tree(traced: Traced) -> 
     total = float(s[n.REQUEST_DURATION])
     assert parts <= total and total - parts == pytest.approx(s[n.OVERHEAD_DURATION], abs=1e-6)
     # The chat span also covers its own creation and the traceparent injection (µs; more on a
-    # process's first span), so the two agree closely but not to the microsecond.
+    # process's first span), so the two agree closely but not to the microsecond; on a machine
+    # shared with other work an event-loop stall between the two clocks can add some ms.
     assert float(s[n.UPSTREAM_DURATION]) == pytest.approx(
-        (chat.end_time - chat.start_time) / 1e9, abs=0.005)  # type: ignore[operator]
+        (chat.end_time - chat.start_time) / 1e9, abs=0.015)  # type: ignore[operator]
     text = all_attribute_text(spans)
     assert "jane.doe" not in text and "2+2" not in text
 
@@ -493,18 +494,33 @@ def test_critical_client_is_served_before_earlier_waiters(keyed: Traced, sim: Si
     done: list[str] = []
     body = {"model": "sim-gpt", "messages": [{"role": "user", "content": "hi"}]}
 
-    def send(key: str, delay: float) -> None:
-        time.sleep(delay)
+    def send(key: str) -> None:
         r = httpx.post(keyed.url + "/chat/completions", json=body, timeout=20,
                        headers={"authorization": f"Bearer {key}"})
         assert r.status_code == 200
         done.append(key)
 
-    # One batch request holds the only slot; two more batch requests queue; then the pager's.
-    plan = [("batch-key", 0.0), ("batch-key", 0.05), ("batch-key", 0.1), ("pager-key", 0.15)]
-    threads = [threading.Thread(target=send, args=p) for p in plan]
-    for t in threads:
-        t.start()
+    def waiting() -> int:
+        data = keyed.reader.get_metrics_data()  # collection reads the limiters' queue depth
+        return int(sum(
+            point.value for rm in (data.resource_metrics if data else []) for sm in rm.scope_metrics
+            for metric in sm.metrics if metric.name == n.M_QUEUE_DEPTH
+            for point in metric.data.data_points))  # type: ignore[union-attr]
+
+    # One batch request holds the only slot and two more queue behind it, each step observed at the
+    # proxy (not timed with sleeps, which a loaded machine reorders); only then the pager's arrives.
+    threads: list[threading.Thread] = []
+    upstream_before = sim.stats()["requests"]
+    for key, queued in (("batch-key", 0), ("batch-key", 1), ("batch-key", 2), ("pager-key", 3)):
+        thread = threading.Thread(target=send, args=(key,))
+        thread.start()
+        threads.append(thread)
+        deadline = time.monotonic() + 10
+        while waiting() < queued and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if key == "batch-key" and queued == 0:  # the first holds the slot once the upstream has it
+            while sim.stats()["requests"] == upstream_before and time.monotonic() < deadline:
+                time.sleep(0.005)
     for t in threads:
         t.join()
     assert done[:2] == ["batch-key", "pager-key"]
