@@ -32,7 +32,7 @@ import redis.asyncio as redis_asyncio
 
 from proxy.model import Conversation, Exchange, Location, Provenance, Segment, ToolCall, Trust
 from proxy.providers.openai_responses import CONTEXT_ROOT, read_items, unread_segment
-from proxy.providers.openai_responses_output import call_of
+from proxy.providers.openai_responses_output import CALL_ITEMS, call_of
 
 FORMAT = 1
 
@@ -140,15 +140,20 @@ def remember(exchange: Exchange, response: dict[str, Any], previous: Remembered 
     findings = sorted({f.rule_id for f in exchange.findings} | set(previous.findings if previous else ()))
     got = exchange.output
     upstream = exchange.attributes.get("upstream_output") or got
-    withheld = set()
-    if got is not None:
-        sent = {c.id for c in got.tool_calls}
-        withheld = {c.id for c in got.withheld} | {c.id for c in getattr(upstream, "tool_calls", ())} - sent
     calls = {call_id: (name, arguments) for call_id, name, arguments in (previous.calls if previous else ())}
     for item in [*(received.raw.get("input") or [] if isinstance(received.raw.get("input"), list) else []),
                  *(output if isinstance(output, list) else [])]:
-        if isinstance(item, dict) and isinstance(item.get("call_id"), str) and isinstance(item.get("name"), str):
-            calls[item["call_id"]] = (item["name"], call_of(item, 0).arguments)
+        if isinstance(item, dict) and item.get("type") in CALL_ITEMS and isinstance(item.get("call_id"), str):
+            call = call_of(item, 0)
+            calls[call.id] = (call.name, call.arguments)
+    withheld = set()
+    if got is not None:
+        sent = {c.id for c in got.tool_calls}
+        made = {c.id: c for c in (*got.withheld, *getattr(upstream, "tool_calls", ())) if c.id not in sent}
+        # The provider wants an output for each call it made; an MCP approval request needs no
+        # answer (unanswered, it never runs), so the proxy sends none.
+        withheld = {cid for cid, c in made.items() if not c.name.startswith("mcp:")}
+        calls |= {cid: (made[cid].name, made[cid].arguments) for cid in withheld}
     return Remembered(
         calls=tuple((call_id, name, arguments) for call_id, (name, arguments) in calls.items()),
         segments=tuple(bounded(segments, max_chars)),

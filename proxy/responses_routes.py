@@ -207,12 +207,27 @@ def _answer_withheld(body: dict[str, Any], remembered: Remembered | None) -> tup
     if isinstance(items, str):
         items = [{"type": "message", "role": "user", "content": items}]
     items = list(items) if isinstance(items, list) else []
-    answered = {i.get("call_id") for i in items if isinstance(i, dict)}
+    answered = {i.get("call_id") or i.get("id") for i in items if isinstance(i, dict)}
     missing = [c for c in remembered.withheld_calls if c not in answered]
     if not missing:
         return body, set()
-    added = [{"type": "function_call_output", "call_id": c, "output": WITHHELD_OUTPUT} for c in missing]
+    names = {call_id: name for call_id, name, _ in remembered.calls}
+    custom = {t.get("name") for t in remembered.tools if isinstance(t, dict) and t.get("type") == "custom"}
+    added = [_withheld_output(c, names.get(c, ""), custom) for c in missing]
     return body | {"input": added + items}, set(range(len(added)))
+
+
+def _withheld_output(call_id: str, name: str, custom: set[Any]) -> dict[str, Any]:
+    """The output item the provider expects for a call of this kind, saying it was not run."""
+    if name == "shell":
+        return {"type": "shell_call_output", "call_id": call_id, "output": [
+            {"stdout": "", "stderr": WITHHELD_OUTPUT, "outcome": {"type": "exit", "exit_code": 1}}]}
+    if name == "local_shell":
+        return {"type": "local_shell_call_output", "id": call_id, "output": WITHHELD_OUTPUT}
+    if name == "apply_patch":
+        return {"type": "apply_patch_call_output", "call_id": call_id, "status": "failed", "output": WITHHELD_OUTPUT}
+    kind = "custom_tool_call_output" if name in custom else "function_call_output"
+    return {"type": kind, "call_id": call_id, "output": WITHHELD_OUTPUT}
 
 
 def _relabel(conv: Conversation, injected: set[int]) -> Conversation:

@@ -56,9 +56,8 @@ def test_history_comes_back_as_context_that_is_never_forwarded() -> None:
     assert all(s.location and s.location.path[0] == CONTEXT_ROOT for s in conv.segments[:-1])
     assert render(conv) is nxt
     # The earlier call, with its arguments: which record the result came from.
-    assert [(c.id, c.name, c.arguments) for c in conv.calls] == [("c1", "read_notes", "{}")]
-    legacy = Remembered.from_json(record.to_json().replace('"calls":[["c1","read_notes","{}"]]',
-                                                           '"calls":[["c1","read_notes"]]'))
+    assert [(c.id, c.name, c.arguments) for c in conv.calls] == [("c1", "read_notes", "{}"), ("c8", "send_email", "{}")]
+    legacy = Remembered.from_json('{"v": 1, "segments": [], "calls": [["c1", "read_notes"]]}')
     assert legacy is not None and legacy.calls == (("c1", "read_notes", ""),)  # records kept before arguments
 
 
@@ -114,3 +113,12 @@ async def test_memory_state_expires_and_is_bounded() -> None:
     assert await state.get("a") is None and await state.get("c") == record
     clock[0] = 11
     assert await state.get("c") is None
+
+
+def test_a_withheld_mcp_approval_request_needs_no_answer_next_turn() -> None:
+    conv = parse(BODY)
+    output = Output(withheld=(ToolCall("mcpr_1", "mcp:crm", "{}"), ToolCall("sh_1", "shell", '{"commands": ["x"]}')))
+    record = remember(Exchange(request_id="r", conversation=conv, received_conversation=conv, output=output),
+                      RESPONSE, None, max_chars=10_000)
+    assert record.withheld_calls == ("sh_1",)  # unanswered, an approval request simply never runs
+    assert ("sh_1", "shell", '{"commands": ["x"]}') in record.calls  # so its answer is a shell_call_output

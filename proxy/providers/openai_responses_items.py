@@ -148,7 +148,8 @@ def _past_call(r: ItemReader, at: Path, item: dict[str, Any]) -> None:
 
 
 def _tool_output(r: ItemReader, at: Path, item: dict[str, Any]) -> None:
-    call_id = item.get("call_id")
+    # local_shell_call_output names its call by `id`, the others by `call_id`
+    call_id = item.get("id") if item.get("type") == "local_shell_call_output" else item.get("call_id")
     name = r.call_names.get(str(call_id))
     prov = Provenance("tool_result", name, call_id if isinstance(call_id, str) else None)
     output = item.get("output")

@@ -132,11 +132,30 @@ def _earlier_context(body: dict[str, Any], store: ResponseStore) -> tuple[list[d
             message = f"Previous response with id '{previous}' not found."
             return [], error_response(400, message, "invalid_request_error", "previous_response_not_found",
                                       "previous_response_id")
+        unanswered = _unanswered(stored.response["output"], shapes.input_items(body))
+        if unanswered is not None:
+            return [], error_response(400, unanswered, "invalid_request_error", None, "input")
         return stored.conversation(), None
     ref = shapes.conversation_ref(body.get("conversation"))
     if ref is not None:
         return list(store.conversations.get(ref["id"], [])), None
     return [], None
+
+
+# A call the previous response made must be answered by an output item of its own kind, as the
+# real API insists ("No tool output found for function call ...").
+_ANSWERS = {"function_call": "function_call_output", "custom_tool_call": "custom_tool_call_output",
+            "shell_call": "shell_call_output", "local_shell_call": "local_shell_call_output",
+            "apply_patch_call": "apply_patch_call_output", "computer_call": "computer_call_output"}
+
+
+def _unanswered(output: list[dict[str, Any]], inputs: list[dict[str, Any]]) -> str | None:
+    answered = {(i.get("type"), i.get("call_id") or i.get("id")) for i in inputs if isinstance(i, dict)}
+    for item in output:
+        kind = item.get("type")
+        if kind in _ANSWERS and (_ANSWERS[kind], item.get("call_id")) not in answered:
+            return f"No tool output found for {kind.replace('_', ' ')} {item.get('call_id')}."
+    return None
 
 
 def _stored(request: web.Request) -> Stored | web.Response:

@@ -194,3 +194,13 @@ def test_what_a_shell_printed_is_untrusted_and_cannot_steer_the_next_command(she
     assert raw.headers["x-guardproxy-coverage"] == "complete"
     assert not [o for o in response.output if o.type == "shell_call"]
     assert "untrusted content (tool_result:shell)" in response.output_text
+
+
+def test_the_turn_after_a_withheld_shell_call_goes_on(shell_proxy: ProxyHandle) -> None:
+    """Finding: the proxy answered every withheld call with a `function_call_output`; the provider
+    wants the output of the call's own kind (here `shell_call_output`), so the next turn failed."""
+    client = _client(shell_proxy, "operator-key")
+    withheld = _poisoned_shell_turn(client, stream=False)
+    nxt = client.responses.create(model="sim-gpt", tools=SHELL_TOOLS, previous_response_id=withheld.id,
+                                  input="Thanks, what happened?")
+    assert nxt.status == "completed" and not [o for o in nxt.output if o.type == "shell_call"]
