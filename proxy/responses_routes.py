@@ -15,6 +15,7 @@ one. `?stream=true` (resume) is served as the judged response's events, numbered
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -30,7 +31,7 @@ from proxy.body import read_json
 from proxy.errors import GuardProxyError, InvalidRequest, NotFound
 from proxy.model import Conversation, Exchange, Phase, Provenance, Timings, ToolSpec, Trust, VerdictKind
 from proxy.policy.auth import api_key_from
-from proxy.policy.spec import ClientPolicy, Policy, hash_key
+from proxy.policy.spec import ClientPolicy, Policy, Scope, hash_key
 from proxy.policy.store import PolicyStore
 from proxy.providers import openai_responses as adapter
 from proxy.providers.labels import enforce
@@ -78,6 +79,7 @@ def add_routes(app: FastAPI, settings: Settings, policies: PolicyStore) -> None:
                            code="model_not_found", param="model")
         if reference is not None:
             conversation = with_history(conversation, remembered, reference)
+        conversation = _approval_for_side_effects(conversation, policy)
         exchange = Exchange(
             request_id=request.state.request_id, conversation=conversation, client=client.name, policy=policy,
             client_policy=client, received_conversation=conversation, timings=Timings(received=received),
@@ -228,6 +230,19 @@ def _withheld_output(call_id: str, name: str, custom: set[Any]) -> dict[str, Any
         return {"type": "apply_patch_call_output", "call_id": call_id, "status": "failed", "output": WITHHELD_OUTPUT}
     kind = "custom_tool_call_output" if name in custom else "function_call_output"
     return {"type": kind, "call_id": call_id, "output": WITHHELD_OUTPUT}
+
+
+def _approval_for_side_effects(conv: Conversation, policy: Policy) -> Conversation:
+    """A remote MCP server the provider calls directly runs its tools out of the proxy's sight; when
+    the policy gives it side effects (undeclared: it has them), every call must come back first as an
+    `mcp_approval_request`, which the output stages judge like any call before the client can approve it."""
+    tools, changed = [], False
+    for tool in conv.tools:
+        if (tool.raw.get("type") == "mcp" and tool.raw.get("require_approval") != "always"
+                and policy.tool(tool.name).scope is Scope.SIDE_EFFECT):
+            tool, changed = dataclasses.replace(tool, raw=tool.raw | {"require_approval": "always"}), True
+        tools.append(tool)
+    return conv.with_tools(tuple(tools)) if changed else conv
 
 
 def _relabel(conv: Conversation, injected: set[int]) -> Conversation:

@@ -105,7 +105,12 @@ def unread_segment(entry: Uninspected) -> Segment:
 def render(conv: Conversation) -> dict[str, Any]:
     """The body to forward: the client's JSON with rewritten texts / tools, context segments left out."""
     body_only = conv.with_segments([s for s in conv.segments if not in_context(s)])
-    return jsonpath.rewritten(body_only, _tool_names, _write_tools, _write_inserts)
+    body = jsonpath.rewritten(body_only, _tool_names, _write_tools, _write_inserts)
+    tools = [t.raw for t in conv.tools]
+    if tools and body.get("tools") != tools:  # same names, changed settings (an MCP server's approval)
+        body = jsonpath.copy_tree(body) if body is conv.raw else body
+        body["tools"] = tools
+    return body
 
 
 def _tool_names(body: dict[str, Any]) -> list[Any]:

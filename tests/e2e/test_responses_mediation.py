@@ -204,3 +204,30 @@ def test_the_turn_after_a_withheld_shell_call_goes_on(shell_proxy: ProxyHandle) 
     nxt = client.responses.create(model="sim-gpt", tools=SHELL_TOOLS, previous_response_id=withheld.id,
                                   input="Thanks, what happened?")
     assert nxt.status == "completed" and not [o for o in nxt.output if o.type == "shell_call"]
+
+
+MCP_POLICY = """
+kind: policy
+version: 1
+tools:
+  "mcp:docs": {scope: read}
+clients:
+  - name: operator
+    key_sha256: "%s"
+    tools: ["mcp:crm", "mcp:docs"]
+"""
+
+
+def test_a_side_effecting_mcp_server_must_ask_before_each_call(start_proxy: Any, tmp_path: Path,
+                                                               sim: SimulatorHandle) -> None:
+    """Finding: with `require_approval: never` the provider ran a remote MCP server's tools
+    directly, so no call of a side-effecting server was ever judged; now each comes back as an
+    `mcp_approval_request`, which the proxy judges before the client can approve it."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(MCP_POLICY % hash_key("operator-key"))
+    proxy = start_proxy(policy_file=str(path), stages=[{"name": "limits"}, {"name": "tool_scope"}])
+    tools: list[Any] = [{"type": "mcp", "server_label": label, "server_url": f"https://{label}.example/mcp",
+                         "require_approval": "never"} for label in ("crm", "docs")]
+    _client(proxy, "operator-key").responses.create(model="sim-gpt", input="hi", tools=tools)
+    forwarded = sim.stats()["last_request"]["body"]["tools"]
+    assert [(t["server_label"], t["require_approval"]) for t in forwarded] == [("crm", "always"), ("docs", "never")]
