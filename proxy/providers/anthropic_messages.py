@@ -30,6 +30,7 @@ from proxy.providers.labels import Labeller, Path, top_level
 API = "anthropic.messages"
 VENDOR = "anthropic"
 _ROLE_TRUST = {"user": Trust.USER, "assistant": Trust.USER}  # assistant: client-supplied history
+_ROLE_PROVENANCE = {role: Provenance(role) for role in _ROLE_TRUST}  # frozen: shared by every message
 _CALLS = ("tool_use", "server_tool_use", "mcp_tool_use")
 # Server tools' results (web search, web fetch, code execution ...): retrieved content.
 _SERVER_RESULTS = frozenset({
@@ -119,7 +120,7 @@ def _system(system: Any, labels: Labeller) -> None:
 
 def _message(message: dict[str, Any], at: Path, names: dict[str, str], labels: Labeller) -> None:
     role = message["role"]
-    trust, prov = _ROLE_TRUST[role], Provenance(role)
+    trust, prov = _ROLE_TRUST[role], _ROLE_PROVENANCE[role]
     content = message["content"]
     if isinstance(content, str):
         labels.text((*at, "content"), content, trust, prov, role)

@@ -46,6 +46,8 @@ _ROLE_TRUST = {
     "function": Trust.UNTRUSTED,
 }
 
+_ROLE_PROVENANCE = {role: Provenance(role) for role in _ROLE_TRUST}  # frozen: shared by every message
+
 
 def parse(body: dict[str, Any]) -> Conversation:
     """Validate a chat completions request body and label everything the model reads."""
@@ -127,7 +129,7 @@ def _provenance(message: dict[str, Any], tool_names: dict[str, str]) -> Provenan
         return Provenance("tool_result", tool_names.get(call_id or "", message.get("name")), call_id)
     if role == "function":
         return Provenance("tool_result", message.get("name"))
-    return Provenance(role)
+    return _ROLE_PROVENANCE[role]
 
 
 def _tool_texts(fn: dict[str, Any], at: Path, labels: Labeller) -> None:
