@@ -28,7 +28,7 @@ from proxy.guards.registry import build_pipeline
 from proxy.model import Exchange, Output, Phase, ToolCall
 from proxy.pii.analyzer import shared_analyzer
 from proxy.pii.placeholders import Vault
-from proxy.providers import anthropic_messages, openai_chat
+from proxy.providers import anthropic_messages, openai_chat, openai_responses
 from proxy.rules.normalise import deobfuscate, normalise
 from proxy.settings import Settings, StageSettings
 from proxy.upstream import forwarded_headers
@@ -105,6 +105,21 @@ def test_adapters_parse_linearly_with_messages(adapter: Any) -> None:
         return {"model": "m", "max_tokens": 16, "messages": turns}
 
     assert_near_linear(f"{adapter.__name__.rsplit('.', 1)[-1]}.parse", "messages", 200, make, adapter.parse)
+
+
+def test_responses_parse_grows_linearly_with_items_and_schema_size() -> None:
+    def items(n: int) -> dict[str, Any]:
+        calls = [{"type": "function_call", "call_id": f"c{i}", "name": "f", "arguments": "{}"} for i in range(n)]
+        outs = [{"type": "function_call_output", "call_id": f"c{i}", "output": f"{i}: {SENTENCE}"} for i in range(n)]
+        return {"model": "m", "input": [x for pair in zip(calls, outs, strict=True) for x in pair]}
+
+    def schema(n: int) -> dict[str, Any]:
+        props = {f"p{i}": {"type": "string", "description": SENTENCE, "enum": ["a", "b"]} for i in range(n)}
+        return {"model": "m", "input": "hi", "tools": [{"type": "function", "name": "f", "parameters": {
+            "type": "object", "properties": props}}]}
+
+    assert_near_linear("openai_responses.parse", "items", 200, items, openai_responses.parse)
+    assert_near_linear("openai_responses.parse", "schema properties", 200, schema, openai_responses.parse)
 
 
 def test_normaliser_grows_linearly_with_segment_length() -> None:
