@@ -116,11 +116,11 @@ class ChatRelay:
             exchange.timings.upstream_ms = _ms_since(sent)
             call.upstream_done(response.headers)
             await response.aclose()
-        headers = relay_headers(response.headers) | guard_headers(exchange)
+        relayed = relay_headers(response.headers)
         if response.status_code != 200:
             # Upstream errors are relayed faithfully: same status, same body.
             await self._finish(exchange, call)
-            return Response(data, status_code=response.status_code, headers=headers)
+            return Response(data, status_code=response.status_code, headers=relayed | guard_headers(exchange))
         try:
             parsed = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -137,8 +137,7 @@ class ChatRelay:
             raise blocked_error(verdict, exchange)
         if exchange.output is not None and verdict.kind is VerdictKind.TRANSFORM:
             data = json.dumps(provider.render_output(parsed, exchange.output)).encode()
-        headers = relay_headers(response.headers) | guard_headers(exchange)
-        return Response(data, status_code=200, headers=headers)
+        return Response(data, status_code=200, headers=relayed | guard_headers(exchange))
 
     def _stream(
         self, exchange: Exchange, response: UpstreamResponse, sent: float, call: UpstreamCall,
