@@ -227,6 +227,9 @@ def _add_routes(
 
     # The Responses API mounts its own routes: its POST restores and keeps the response state.
     responses_routes.add_routes(app, settings, policies)
+    if direct is not None:  # POST /v1/responses takes a bare Request too: served past FastAPI's layers
+        created = next(r for r in app.routes if getattr(r, "path", None) == "/v1/responses")
+        direct["/v1/responses"] = (created, getattr(created, "endpoint"))  # noqa: B009 - BaseRoute has no endpoint
     mounted = {getattr(r, "path", None) for r in app.routes}
     for api in APIS.values():
         if api.route not in mounted:
