@@ -50,6 +50,9 @@ class Hit:
 
 
 def words(text: str) -> list[str]:
+    """The text's \\w+ words, lower-cased."""
+    if text.isascii():  # \w is [A-Za-z0-9_] here: C string methods split and lower it at once
+        return text.lower().translate(_ASCII_NOT_WORD).split()
     return [w.lower() for w in _WORD.findall(text)]
 
 
@@ -77,27 +80,33 @@ class CanaryScan:
         return False
 
 
-@dataclass(frozen=True, slots=True)
 class Shingles:
-    """The trusted text indexed for overlap: every word, and its word n-grams for n = 1..k."""
+    """The trusted text indexed for overlap, as far as scans need it: its vocabulary at once (an
+    answer that shares no run of k words with it needs nothing more), and its word n-grams for
+    each n the first time a scan asks. Shared by every request with the same trusted text; filling
+    in an n is idempotent, so concurrent scans may race on it harmlessly."""
 
-    vocab: frozenset[str]  # every word (lower-cased): a word outside it is in no n-gram
-    grams: tuple[frozenset[tuple[str, ...]], ...]  # index n holds the n-grams (index 0 unused)
+    def __init__(self, trusted_texts: tuple[str, ...], k: int) -> None:
+        self._texts = [words(text) for text in trusted_texts]
+        self.vocab = frozenset(w for ws in self._texts for w in ws)  # a word outside it is in no n-gram
+        self.has_k = any(len(ws) >= k for ws in self._texts)  # does any k-gram exist at all
+        self._grams: dict[int, frozenset[tuple[str, ...]]] = {}
+
+    def grams(self, n: int) -> frozenset[tuple[str, ...]]:
+        """The n-grams of the trusted text (for n = 1: its words of 4+ letters)."""
+        found = self._grams.get(n)
+        if found is None:
+            if n == 1:  # single words only when long enough to be distinctive: "the" starts no leak
+                found = frozenset((w,) for ws in self._texts for w in ws if len(w) >= 4)
+            else:
+                found = frozenset(tuple(ws[i : i + n]) for ws in self._texts for i in range(len(ws) - n + 1))
+            self._grams[n] = found
+        return found
 
 
 @lru_cache(maxsize=256)
 def shingles(trusted_texts: tuple[str, ...], k: int) -> Shingles:
-    """Word n-grams (n = 1..k) of the trusted text; index n holds the n-grams."""
-    grams: list[set[tuple[str, ...]]] = [set() for _ in range(k + 1)]
-    vocab: set[str] = set()
-    for text in trusted_texts:
-        ws = words(text)
-        vocab.update(ws)
-        # Single words only when long enough to be distinctive ("the" starts no leak worth a hold).
-        grams[1].update((w,) for w in ws if len(w) >= 4)
-        for n in range(2, k + 1):
-            grams[n].update(tuple(ws[i : i + n]) for i in range(len(ws) - n + 1))
-    return Shingles(frozenset(vocab), tuple(frozenset(g) for g in grams))
+    return Shingles(trusted_texts, k)
 
 
 class OverlapScan:
@@ -111,9 +120,8 @@ class OverlapScan:
     def __init__(self, trusted_texts: Iterable[str], min_words: int = 8) -> None:
         self.k = max(3, min_words)
         # The same system prompt arrives with every request of an application: index it once.
-        index = shingles(tuple(trusted_texts), self.k)
-        self._vocab = index.vocab
-        self._grams = index.grams
+        self._index = shingles(tuple(trusted_texts), self.k)
+        self._vocab = self._index.vocab
         self._count = 0  # complete words seen
         self._tail: tuple[str, ...] = ()  # the last words (at most k), all in the vocabulary
         self._starts: list[int] = []  # where each word of the tail starts
@@ -122,7 +130,7 @@ class OverlapScan:
 
     @property
     def empty(self) -> bool:
-        return not self._grams[self.k]
+        return not self._index.has_k
 
     def scan(self, text: str, final: bool = False) -> tuple[list[Hit], bool]:
         start = self._pos
@@ -179,7 +187,7 @@ class OverlapScan:
             hits.append(self._close_run())
 
     def _check_last(self, i: int, end: int) -> Hit | None:
-        if len(self._tail) == self.k and self._tail in self._grams[self.k]:
+        if len(self._tail) == self.k and self._tail in self._index.grams(self.k):
             if self._run is not None and i - self.k + 1 <= self._run[1] + 1:
                 self._run[1], self._run[3] = i, end
             else:
@@ -204,7 +212,7 @@ class OverlapScan:
         if self._run is not None:
             return True
         tail = self._tail
-        return any(tail[-n:] in self._grams[n] for n in range(min(len(tail), self.k - 1), 0, -1))
+        return any(tail[-n:] in self._index.grams(n) for n in range(min(len(tail), self.k - 1), 0, -1))
 
 
 class BeaconScan:
