@@ -88,7 +88,7 @@ class Shingles:
 
     def __init__(self, trusted_texts: tuple[str, ...], k: int) -> None:
         self._texts = [words(text) for text in trusted_texts]
-        self.vocab = frozenset(w for ws in self._texts for w in ws)  # a word outside it is in no n-gram
+        self.vocab = frozenset().union(*self._texts)  # a word outside it is in no n-gram
         self.has_k = any(len(ws) >= k for ws in self._texts)  # does any k-gram exist at all
         self._grams: dict[int, frozenset[tuple[str, ...]]] = {}
 
