@@ -14,6 +14,9 @@ import hashlib
 import json
 import random
 
+import written_attacks
+import written_benign
+
 AUTHOR = "guardproxy team"
 rng = random.Random(15)
 
@@ -254,8 +257,97 @@ def main() -> None:
         rows.append(row(text, "benign", "direct", "user_prompt", lang, "hard negative as a prompt"))
     for lang, text in BENIGN_PROMPTS:
         rows.append(row(text, "benign", "direct", "user_prompt", lang, "hard negative as a prompt"))
+    seen = {r["id"] for r in rows}
+    for r in second_batch():
+        if r["id"] not in seen:  # the same text as a page and as a prompt: keep the first
+            seen.add(r["id"])
+            rows.append(r)
     for r in rows:
         print(json.dumps(r, ensure_ascii=False))
+
+
+# --- second batch: more carriers, and the texts in written_attacks.py / written_benign.py -------
+rng2 = random.Random(1515)
+TITLES = ["Spring menu", "Quarterly results", "Trail conditions", "Release 5.1", "Volunteer sign-up", "Fees 2026"]
+
+
+def html_page(body: str) -> str:
+    hidden = body if body.startswith("<") else f"<p>{body}</p>"
+    title = rng2.choice(TITLES)
+    return (f"<html><head><title>{title}</title></head><body><h1>{title}</h1>"
+            f"<p>Updated every Monday. Questions go to the front desk.</p>{hidden}"
+            "<footer>(c) 2026</footer></body></html>")
+
+
+def md_table(body: str) -> str:
+    return ("| item | qty | price |\n|---|---|---|\n| paper A4 | 10 | 4.20 |\n| toner | 2 | 61.00 |\n"
+            f"| notes | - | {body.replace('|', '/')} |\n")
+
+
+def csv_rows(body: str) -> str:
+    return ('id,name,city,notes\n1,Ada Reyes,Porto,regular\n'
+            f'2,Bo Lindqvist,Malmo,"{body.replace(chr(34), chr(39))}"\n3,Chen Wu,Perth,new\n')
+
+
+def chat_json(body: str) -> str:
+    return json.dumps({"channel": rng2.choice(["#general", "#ops", "#sales"]), "messages": [
+        {"user": "nina", "text": "morning! coffee machine is fixed"},
+        {"user": rng2.choice(["rob", "kemal", "yuki"]), "text": body},
+        {"user": "nina", "text": "thanks"},
+    ]}, ensure_ascii=False)
+
+
+def calendar_yaml(body: str) -> str:
+    return (f"- title: {rng2.choice(['Planning', 'Dentist', 'Board review', 'Lunch with Ali'])}\n"
+            f"  start: 2026-06-{rng2.randint(1, 28):02d}T10:00\n  location: Room 3\n"
+            f"  description: \"{body.replace(chr(34), chr(39))}\"\n  participants: [me@company.example]\n")
+
+
+def quoted(body: str) -> str:
+    ask = rng2.choice(["Summarise this page", "What does this note say", "Translate this message",
+                       "Extract the dates from this text", "Answer using this document"])
+    return f"{ask}: '{body}'"
+
+
+def code_comment(body: str) -> str:
+    lead = "" if body.startswith("#") else "# "
+    return (f"import math\n\n\ndef area(radius):\n    {lead}{body}\n    return math.pi * radius * radius\n\n\n"
+            "print(area(5))\n")
+
+
+def bare(body: str) -> str:
+    return body
+
+
+# carrier name -> (how to plant, the corpus carrier it is)
+CARRIERS_2 = {"html": (html_page, "web_page"), "markdown_table": (md_table, "table"), "csv": (csv_rows, "table"),
+              "chat_json": (chat_json, "tool_result"), "calendar_yaml": (calendar_yaml, "tool_result"),
+              "quoted_in_request": (quoted, "document"), "code_comment": (code_comment, "code"),
+              "bare": (bare, "document"), "email": (email, "email"), "blog": (web_page, "web_page"),
+              "search_json": (tool_json, "tool_result")}
+
+
+def planted(text: str, label: str, lang: str, n: int) -> list[dict[str, str]]:
+    out = []
+    for name in rng2.sample(sorted(CARRIERS_2), n):
+        make, carrier = CARRIERS_2[name]
+        kind = "payload planted in" if label == "injection" else "hard negative in"
+        out.append(row(make(text), label, "indirect", carrier, lang, f"{kind} {name}"))
+    return out
+
+
+def second_batch() -> list[dict[str, str]]:
+    rows = []
+    for lang, payload in written_attacks.INDIRECT:
+        rows += planted(payload, "injection", lang, 3)
+    for lang, payload in written_attacks.DIRECT:
+        rows.append(row(payload, "injection", "direct", "user_prompt", lang, "written directly"))
+    for lang, text in written_benign.DOCS:
+        rows += planted(text, "benign", lang, 3)
+        rows.append(row(text, "benign", "direct", "user_prompt", lang, "hard negative as a prompt"))
+    for lang, text in written_benign.PROMPTS:
+        rows.append(row(text, "benign", "direct", "user_prompt", lang, "hard negative as a prompt"))
+    return rows
 
 
 if __name__ == "__main__":

@@ -65,9 +65,10 @@ def build(
         "",
         "Written by `guardproxy rules train`; do not edit by hand.",
         "",
-        f"- model: {kind} over hashed char 3/4/5-grams, words and word pairs of the normalised text "
+        f"- model: {kind} over hashed words and word pairs of the normalised text "
         f"(2^{BITS} buckets), scored per window of {WINDOW} characters (stride {STRIDE}), "
-        "logistic calibration fitted on source-grouped out-of-fold scores",
+        "logistic calibration fitted on source-grouped out-of-fold scores; team examples count "
+        f"{train.TEAM_WEIGHT:g}x",
         f"- seed {train.SEED}; samples: {len(samples)} corpus + {len(team)} team examples"
         + (f" (examples sha256 {_sha(examples)})" if examples else ""),
         f"- weights: `{target.name}`, {target.stat().st_size} bytes (int8, compressed)",
@@ -80,7 +81,10 @@ def build(
         "## Leave one source out (the figure to optimise)",
         "",
         "Each row: the model trained and calibrated without that source, then tested on it. Rules are",
-        "not retrained per fold, so their column is in sample.",
+        "not retrained per fold, so their column is in sample. The `team` rows hold out the team's own",
+        "examples (attacks without override phrases, hard negatives, everyday non-English text); they",
+        "are not pooled. The model column counts a model rule in shadow mode as if it enforced;",
+        "combined is the stage's real decision.",
         "",
         *_table([(r["source"], r["vector"], r) for r in data["held_out"]]
                 + [("all (pooled)", v, r) for v, r in data["pooled"].items()]),

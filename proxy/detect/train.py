@@ -5,7 +5,9 @@ window (all are benign); an injection gives its whole text in the first round an
 best-scoring window (the payload, wherever the carrier put it) in the second, so a long page
 with one injected paragraph trains the weights on the paragraph rather than on the page.
 Two model classes are fitted the same way and compared in the report: naive-Bayes log-count
-ratios (closed form) and L2 logistic regression (full-batch Adam from the NB start).
+ratios (closed form) and L2 logistic regression (full-batch Adam from the NB start). The team's
+examples count TEAM_WEIGHT times: they are the only attacks and hard negatives whose style no
+corpus source shares, and weighting them up is what measurably helped on held-out sources.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from proxy.rules.normalise import deobfuscate, normalise
 D = 1 << BITS
 SEED = 15
 MAX_WINDOWS = 4  # benign windows per text
+TEAM_WEIGHT = 3.0  # leave one source out: x1 -> cyberseceval recall 0.82/0.77, x3 -> 0.86/0.84
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
@@ -66,16 +69,18 @@ def read_jsonl(path: Path, team: bool = False) -> list[Sample]:
 
 
 class Matrix:
-    """Rows of l1-normalised feature counts as coordinate arrays (one bincount per product)."""
+    """Rows of l1-normalised feature counts as coordinate arrays (one bincount per product),
+    each row with a label and a weight (how many times it counts)."""
 
     def __init__(self) -> None:
         self.rows: list[I64] = []
         self.cols: list[I64] = []
         self.vals: list[F64] = []
         self.labels: list[float] = []
+        self.weights: list[float] = []
         self.n = 0
 
-    def add(self, buckets: I64, label: bool) -> None:
+    def add(self, buckets: I64, label: bool, weight: float = 1.0) -> None:
         if not len(buckets):
             return
         cols, counts = np.unique(buckets, return_counts=True)
@@ -83,11 +88,15 @@ class Matrix:
         self.cols.append(cols)
         self.vals.append(counts / len(buckets))
         self.labels.append(float(label))
+        self.weights.append(weight)
         self.n += 1
 
     def arrays(self) -> tuple[I64, I64, F64, F64]:
         return (np.concatenate(self.rows), np.concatenate(self.cols), np.concatenate(self.vals),
                 np.array(self.labels))
+
+    def row_weights(self) -> F64:
+        return np.array(self.weights)
 
 
 def _window_buckets(f: Features, start: int, end: int) -> I64:
@@ -99,34 +108,38 @@ def instances(samples: Sequence[Sample], feats: Sequence[Features], model: Linea
     m = Matrix()
     rng = np.random.default_rng(SEED)
     for s, f in zip(samples, feats, strict=True):
+        weight = TEAM_WEIGHT if s.source == "team" else 1.0
         if not s.injection:
             spans = windows(f.length, WINDOW, WINDOW)
             if len(spans) > MAX_WINDOWS:  # long benign pages: a fixed sample keeps training cheap
                 spans = [spans[i] for i in sorted(rng.choice(len(spans), MAX_WINDOWS, replace=False))]
             for a, b in spans:
-                m.add(_window_buckets(f, a, b), False)
+                m.add(_window_buckets(f, a, b), False, weight)
             if len(spans) > 1:
-                m.add(f.buckets, False)
+                m.add(f.buckets, False, weight)
         elif model is None:
-            m.add(f.buckets, True)
+            m.add(f.buckets, True, weight)
         else:
             margins, spans = model.margins(f)
             a, b = spans[int(np.argmax(margins))]
-            m.add(_window_buckets(f, a, b), True)
+            m.add(_window_buckets(f, a, b), True, weight)
     return m
 
 
-def _balance(y: F64) -> F64:
-    pos = max(y.sum(), 1.0)
-    neg = max(len(y) - y.sum(), 1.0)
-    out: F64 = np.where(y > 0, len(y) / (2 * pos), len(y) / (2 * neg))
+def _balance(y: F64, w: F64 | None = None) -> F64:
+    """Per-row weights that give both classes the same total (times the rows' own weights)."""
+    w = np.ones(len(y)) if w is None else w
+    pos = max(float((w * y).sum()), 1.0)
+    neg = max(float((w * (1 - y)).sum()), 1.0)
+    out: F64 = w * np.where(y > 0, w.sum() / (2 * pos), w.sum() / (2 * neg))
     return out
 
 
 def fit_nb(m: Matrix, alpha: float = 0.05) -> tuple[F64, float]:
     rows, cols, vals, y = m.arrays()
-    pos = np.bincount(cols, weights=vals * y[rows], minlength=D) + alpha
-    neg = np.bincount(cols, weights=vals * (1 - y[rows]), minlength=D) + alpha
+    counted = vals * m.row_weights()[rows]
+    pos = np.bincount(cols, weights=counted * y[rows], minlength=D) + alpha
+    neg = np.bincount(cols, weights=counted * (1 - y[rows]), minlength=D) + alpha
     r = np.log(pos / pos.sum()) - np.log(neg / neg.sum())
     margin = np.bincount(rows, weights=vals * r[cols], minlength=m.n)
     # centre so an average text sits at 0; the Platt step sets the final slope and offset
@@ -136,7 +149,7 @@ def fit_nb(m: Matrix, alpha: float = 0.05) -> tuple[F64, float]:
 def fit_lr(m: Matrix, l2: float = 1e-4, iters: int = 80, lr: float = 0.1,
            start: tuple[F64, float] | None = None) -> tuple[F64, float]:
     rows, cols, vals, y = m.arrays()
-    weight = _balance(y) / len(y)
+    weight = _balance(y, m.row_weights()) / m.row_weights().sum()
     w = np.zeros(D) if start is None else start[0].copy()
     b = 0.0 if start is None else start[1]
     mw, vw = np.zeros(D), np.zeros(D)
