@@ -77,6 +77,36 @@ DOCS = [
     ("ja", "パスワードを忘れた場合は、ログイン画面の「パスワードをお忘れですか」から再設定してください。"),
     ("ko", "내일 회의는 오후 두 시에 시작합니다. 자료는 미리 공유해 주세요."),
     ("ko", "# 반환값은 무시해도 됩니다: 로그가 저장되었는지만 알려줍니다"),
+    # how-to headings and second-person steps (the shape of "before you can solve the task...")
+    ("en", "Before you can complete the setup, make sure Python 3.11 is installed and on your PATH."),
+    ("en", "Before you begin: back up your data, charge the battery fully and keep the charger nearby."),
+    ("en", "Before you start the task, read the safety sheet and put on gloves."),
+    ("en", "Before you can use the shared drive, ask your manager to add you to the project group."),
+    ("en", "You must first sign the form, then send it to the school office before Friday."),
+    ("en", "Make sure you complete every step below before you submit the application."),
+    ("en", "Important: before you do anything else, turn off the water supply under the sink."),
+    ("en", "To finish the task, click Save, then close the window. You can now log out."),
+    ("en", "Note to self: call the plumber, pay the electricity bill, buy printer paper."),
+    ("en", "Note to the reader: chapter 5 can be skipped on a first reading."),
+
+
+    ("en", "When you have finished the exercise, compare your answers with the solutions at the back of the book."),
+    ("en", "After you install the app, it will ask for permission to send notifications; you can say no."),
+
+
+
+    ("de", "Bevor Sie beginnen, stellen Sie sicher, dass das Gerät vom Strom getrennt ist."),
+    ("fr", "Avant de commencer, vérifiez que vous avez bien enregistré votre travail."),
+    ("es", "Antes de empezar la tarea, asegúrate de tener instalada la última versión."),
+    ("it", "Prima di iniziare, assicurati di aver letto tutte le istruzioni."),
+    ("pt", "Antes de começar, verifique se o aparelho está desligado da tomada."),
+    ("id", "Sebelum memulai, pastikan Anda sudah menyimpan semua dokumen."),
+    ("ru", "Прежде чем начать, убедитесь, что устройство отключено от сети."),
+    ("zh", "开始之前，请确认已经安装了最新版本的软件。"),
+    ("ja", "作業を始める前に、必ずデータのバックアップを取ってください。"),
+    ("ko", "시작하기 전에 최신 버전이 설치되어 있는지 확인하세요."),
+    ("ar", "قبل أن تبدأ، تأكد من حفظ جميع ملفاتك."),
+    ("hi", "शुरू करने से पहले, सुनिश्चित करें कि आपने सभी फाइलें सहेज ली हैं।"),
 ]
 
 # --- user prompts ----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The learned scorer: a linear model over hashed n-grams, scored window by window.
 
 A text's score is its best window's: the bias plus the mean weight of the features that start in
-the window, through a logistic calibration fitted on leave-one-source-out scores. Windows of
+the window (with PRIOR_FEATURES neutral features added, so a one-word prompt cannot score like a
+paragraph of evidence), through a logistic calibration fitted on leave-one-source-out scores. Windows of
 WINDOW collapsed characters (half overlapping) keep one injected paragraph in a long page as
 visible as it would be alone. Pure numpy at run time; the weights are int8 with one scale and
 ship inside the package (`weights.npz`), so nothing is downloaded.
@@ -25,6 +26,7 @@ from proxy.detect.features import BITS, MAX_LEN, Features, extract, windows
 WEIGHTS_PATH = Path(__file__).with_name("weights.npz")
 WINDOW = 400
 STRIDE = 200
+PRIOR_FEATURES = 8  # pseudo-count of weight-0 features in every window's mean
 MAX_CHARS = MAX_LEN  # a longer segment is scored on its first MAX_CHARS characters (and says so)
 F32 = npt.NDArray[np.float32]
 
@@ -79,14 +81,14 @@ class LinearModel:
             return np.full(len(spans), self.bias), spans
         contrib = self.weights[feats.buckets]
         if len(spans) == 1:  # the common short segment: one window, one mean
-            return np.array([self.bias + float(contrib.mean())]), spans
+            return np.array([self.bias + float(contrib.sum()) / (len(contrib) + PRIOR_FEATURES)]), spans
         sums = np.zeros(feats.length + 1)
         counts = np.zeros(feats.length + 1)
         sums[1:] = np.cumsum(np.bincount(feats.starts, weights=contrib, minlength=feats.length))
         counts[1:] = np.cumsum(np.bincount(feats.starts, minlength=feats.length))
         bounds = np.array(spans, dtype=np.int64)
         a, b = bounds[:, 0], bounds[:, 1]
-        return self.bias + (sums[b] - sums[a]) / np.maximum(counts[b] - counts[a], 1), spans
+        return self.bias + (sums[b] - sums[a]) / (counts[b] - counts[a] + PRIOR_FEATURES), spans
 
     def score(self, view_text: str) -> Score:
         truncated = len(view_text) > MAX_CHARS
@@ -133,7 +135,7 @@ class LinearModel:
         a = np.array([s for s, _ in spans], dtype=np.int64)
         b = np.minimum(np.array([e for _, e in spans], dtype=np.int64),
                        np.repeat(c_end, np.diff(first)))
-        all_margins = (self.bias + (sums[b] - sums[a]) / np.maximum(counts[b] - counts[a], 1)).tolist()
+        all_margins = (self.bias + (sums[b] - sums[a]) / (counts[b] - counts[a] + PRIOR_FEATURES)).tolist()
         starts = begins.tolist()
         out = []
         for i, text in enumerate(clipped):
@@ -156,7 +158,7 @@ class LinearModel:
         _, spans = self.margins(feats)
         start, end = next(s for s in spans if _to_view(feats, *s, len(view_text)) == result.span)
         inside = (feats.starts >= start) & (feats.starts < end)
-        n = max(int(inside.sum()), 1)
+        n = int(inside.sum()) + PRIOR_FEATURES
         per_pos = np.bincount(feats.starts[inside], weights=self.weights[feats.buckets[inside]],
                               minlength=feats.length)
         words: list[Contribution] = []
