@@ -48,7 +48,8 @@ def build(
     feats = train.featurise(everything)
     progress("fitting the shipped model (calibrated on 3 source-grouped folds)")
     model, _ = train.fit_calibrated(everything, feats, kind, inner_folds=3)
-    model.meta = {"kind": kind, "seed": train.SEED, "samples": len(everything)}
+    views = train.view_digest(t.text for t in team)
+    model.meta = {"kind": kind, "seed": train.SEED, "samples": len(everything), "views": views}
     target = out_path or WEIGHTS_PATH
     model.save(target)
     in_sample = loso.LosoReport()
@@ -72,7 +73,8 @@ def build(
         f"- seed {train.SEED}; samples: {len(samples)} corpus + {len(team)} team examples"
         + (f" (examples sha256 {_sha(examples)})" if examples else ""),
         f"- weights: `{target.name}`, {target.stat().st_size} bytes (int8, compressed)",
-        f"- rule set {live.ruleset.digest}; calibration a={model.calibration[0]:.4f} b={model.calibration[1]:.4f}",
+        f"- rule set {live.ruleset.digest}; normaliser fingerprint {views}; calibration "
+        f"a={model.calibration[0]:.4f} b={model.calibration[1]:.4f}",
         "",
         "## In sample (the shipped model on the data it was trained on)",
         "",
