@@ -14,7 +14,6 @@ the response state) sit under `CONTEXT_ROOT`; `render` never writes them back.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from proxy.errors import InvalidRequest
@@ -71,14 +70,13 @@ def parse(body: dict[str, Any]) -> Conversation:
     offered = offered_tools(body, labels)
     text_format(body, labels)
     top_level(body, KNOWN_PARAMS, labels)
-    conv = labels.conversation(API, VENDOR, body, offered)
-    return dataclasses.replace(conv, calls=_history_calls(raw)) if isinstance(raw, list) else conv
+    return labels.conversation(API, VENDOR, body, offered, _history_calls(raw) if isinstance(raw, list) else ())
 
 
 def _history_calls(items: list[Any]) -> tuple[ToolCall, ...]:
     """The calls earlier turns made, sent back as items: provenance asks which record a result came from."""
     return tuple(call_of(item, n) for n, item in enumerate(items)
-                 if isinstance(item, dict) and item.get("type") in CALL_ITEMS and isinstance(item.get("name"), str)
+                 if isinstance(item, dict) and item.get("type") in CALL_ITEMS
                  and isinstance(item.get("call_id") or item.get("id"), str))
 
 
