@@ -13,6 +13,7 @@ and records an OffsetMap so findings still point into the original text:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from itertools import product
 
@@ -71,11 +72,11 @@ MARKUP_PATTERN = r"[a-zA-Z](?:\*\*?|__?|~~|</?[a-zA-Z][a-zA-Z0-9]{0,8}>)+[a-zA-Z
 _TYPO = re2.compile(TYPO_PATTERN)
 _CIPHER = re2.compile(CIPHER_PATTERN)
 _MARK = r"(?:\*\*?|__?|~~|</?[a-z][a-z0-9]{0,8}>)"
-# A word with markup inside it, and the marks that close it at its end ("fr**om**", "fr<b>om</b>").
-# Python's re for the lookbehind; letters and marks never overlap and each mark is bounded, so a
-# failed attempt gives back at most one word: linear.
-_MARKED_WORD = re.compile(r"(?<![a-z])[a-z]+(?:" + _MARK + r"+[a-z]+)+" + _MARK + r"*")
+# Runs of marks, looked for only where a mark character is ("*", "_", "~", "<": rare in prose; a
+# one-character class is what Python's re can skip to quickly). Each mark is bounded: linear.
 _MARKS = re.compile(_MARK + "+")
+_MARK_CHAR = re.compile(r"[*_~<]")
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
 # Words of letters in any script (a plain class, no backtracking: linear on any text).
 _LETTERS = re.compile(r"[^\W\d_]+")
 
@@ -124,17 +125,37 @@ def fix_typos(text: str) -> tuple[str, OffsetMap] | None:
     return "".join(parts), omap
 
 
+def _mark_runs(text: str) -> Iterator[re.Match[str]]:
+    pos = 0
+    while (found := _MARK_CHAR.search(text, pos)) is not None:
+        run = _MARKS.match(text, found.start())
+        if run is None:
+            pos = found.start() + 1
+            continue
+        yield run
+        pos = run.end()
+
+
 def strip_markup(text: str) -> tuple[str, OffsetMap] | None:
     """Emphasis and tags inside a word removed, with those closing it ("ig**no**re", "fr**om**")."""
     omap = OffsetMap()
     parts: list[str] = []
     opos = npos = 0
-    for word in _MARKED_WORD.finditer(text):
-        for m in _MARKS.finditer(text, word.start(), word.end()):
-            parts.append(text[opos : m.start()])
-            npos += m.start() - opos
-            omap.add(npos, npos, m.start(), m.end(), "markup")
-            opos = m.end()
+    inner_end = -1  # end of the last mark found inside a word
+    for m in _mark_runs(text):
+        start, end = m.span()
+        if start == 0 or text[start - 1] not in _LOWER:
+            continue
+        inside = end < len(text) and text[end] in _LOWER
+        closing = not inside and inner_end >= 0 and all(c in _LOWER for c in text[inner_end:start])
+        if not (inside or closing):
+            continue
+        if inside:
+            inner_end = end
+        parts.append(text[opos:start])
+        npos += start - opos
+        omap.add(npos, npos, start, end, "markup")
+        opos = end
     if not omap.ns:
         return None
     parts.append(text[opos:])
