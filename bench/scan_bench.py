@@ -172,6 +172,37 @@ def learned_cost(bodies: list[dict[str, Any]], rounds: int) -> tuple[float, floa
     return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
 
 
+HOSTILE_WORDS = ["ignore", "previous", "instructions", "system", "prompt", "you", "are", "now", "assistant",
+                 "admin", "secret", "password", "send", "email", "to", "all", "rules", "disregard", "forget",
+                 "override", "developer", "mode", "reveal", "the", "act", "as"]
+
+
+def hostile(size: int, rng: random.Random) -> str:
+    """Key words of the rules mixed with random letter runs: every stretch of it is new to the RE2
+    DFA, which then builds states as it goes instead of reusing them (the worst case per byte)."""
+    out: list[str] = []
+    total = 0
+    while total < size:
+        word = rng.choice(HOSTILE_WORDS) if rng.random() < 0.6 else "".join(
+            rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(1, 8)))
+        out.append(word)
+        total += len(word) + 1
+    return " ".join(out)[:size]
+
+
+def hostile_cpu_mbps(guard: Any, size: int, rng: random.Random) -> float:
+    """CPU MB/s of the engine over fresh hostile text read as untrusted (cache off)."""
+    engine = guard.store.live.engine
+    from proxy.model import Trust
+
+    engine.scan(hostile(size, rng), Trust.UNTRUSTED)  # warm-up
+    texts = [hostile(size, rng) for _ in range(2)]
+    started = time.process_time()
+    for text in texts:
+        engine.scan(text, Trust.UNTRUSTED)
+    return sum(len(t) for t in texts) / max(time.process_time() - started, 1e-9) / 1e6
+
+
 def request_cpu(guard: Any, body: dict[str, Any], n: int, vary: bool = False) -> tuple[float, float]:
     """Median and p99 CPU microseconds of the stage's `inspect` per request, the body parsed afresh
     each time (new string objects, as a server sees them). With `vary`, the user's message is new
@@ -229,6 +260,8 @@ def main() -> None:
                 ok = "ok" if cost[1] <= TARGET_LEARNED_P99_MS else "MISSES TARGET"
                 print(f"       learned layer alone per 4 KB conversation (CPU): p50 {cost[0]:.3f} ms, "
                       f"p99 {cost[1]:.3f} ms (target p99 <= {TARGET_LEARNED_P99_MS} ms): {ok}")
+    print(f"hostile text (rule key words among random letters, 64 KB, cache off): "
+          f"{hostile_cpu_mbps(guard, 65536, rng):.2f} MB/s CPU (RE2 builds DFA states per byte: see README)")
     body = json.loads(overhead_request())
     n = args.rounds * 50
     request_cpu(guard, body, 20)  # warm-up
