@@ -204,6 +204,8 @@ class Admission:
 
     def _check_input(self, exchange: Exchange) -> None:
         s = self.settings
+        if s.max_input_chars is None and s.max_input_tokens is None:
+            return  # no cap configured (the default): nothing to count
         chars = exchange.conversation.char_count()
         problems = []
         if s.max_input_chars is not None and chars > s.max_input_chars:
