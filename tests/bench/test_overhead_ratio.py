@@ -17,9 +17,10 @@ sys.path.insert(0, str(BENCH))
 import overhead  # noqa: E402
 
 # Default pipeline CPU per request / no-stage CPU per request (telemetry and evidence on in both).
-# Measured 1.9-2.1 on a quiet 2-core machine once the learned detection layer and the closed
-# contracts landed (up to 3 under heavy load); a stage that doubles the proxy's work fails it.
-MAX_RATIO = 3.2
+# Measured 1.3-1.7 on a 2-core machine under load 3.5-6 once the request path and the stages were
+# cut (issue 17; it was 1.9-2.1 before); the bound leaves room for a loaded CI machine while a
+# stage that suddenly costs as much as the rest of the proxy fails it.
+MAX_RATIO = 2.4
 
 
 @pytest.mark.timeout(600)
