@@ -122,7 +122,8 @@ def create_app(
     # Tests inject in-memory exporters; opt-in span content is redacted like evidence.
     telemetry = telemetry or Telemetry.from_env(redaction=lambda: _content_redactor(settings))
     pipeline = build_pipeline(settings, extra_guards)
-    pipeline.stage_hook = telemetry.stage
+    if telemetry.tracer is not None:  # per-stage spans exist only when tracing is on
+        pipeline.stage_hook = telemetry.stage
     # One limiter per distinct upstream: a slow Anthropic upstream must not queue OpenAI traffic.
     admissions = {
         base: Admission(settings.admission, default_concurrency=settings.upstream_max_connections,

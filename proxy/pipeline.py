@@ -115,8 +115,11 @@ class Pipeline:
                     StageRecord(stage.name, phase, StageStatus.SKIPPED, None, 0.0, why)
                 )
                 continue
-            with self.stage_hook(exchange, stage.name, phase):
+            if self.stage_hook is no_stage_hook:  # tracing off: no span, so no context to enter
                 verdict = await self._run_stage(stage, exchange, phase)
+            else:
+                with self.stage_hook(exchange, stage.name, phase):
+                    verdict = await self._run_stage(stage, exchange, phase)
             if verdict.kind is VerdictKind.BLOCK:
                 blocked = verdict
             transformed = transformed or verdict.kind is VerdictKind.TRANSFORM
