@@ -73,6 +73,8 @@ def uninspected_count(exchange: Exchange) -> int:
         produced = exchange.attributes.get("upstream_output")
         out = produced if isinstance(produced, Output) else out
         count += 1 + sum(1 for a in out.alternatives if a.text) + len(out.tool_calls)
+    if out is not None:
+        count += sum(1 for u in _unread_output(exchange).uninspected if u.chars)
     return count + len(exchange.stream_coverage.gaps)
 
 
@@ -140,7 +142,18 @@ def _output_entries(exchange: Exchange, ran: tuple[str, ...], why: str) -> list[
     entries += [Entry(f"output.choices.{c.choice}.tool_calls.{c.id or c.index}", "tool_call", None,
                       len(c.arguments), ran, "" if ran else why)
                 for c in out.tool_calls]
+    entries += [Entry(u.path, "output_unread", None, u.chars, (), u.why)
+                for u in _unread_output(exchange).uninspected if u.chars]
     return entries
+
+
+def _unread_output(exchange: Exchange) -> Output:
+    """The answer as the upstream gave it: what it carried past the output stages reached the client
+    whatever a guard later rewrote in the text."""
+    produced = exchange.attributes.get("upstream_output")
+    out = produced if isinstance(produced, Output) else exchange.output
+    assert out is not None
+    return out
 
 
 def _stream_entries(stream: StreamCoverage) -> list[Entry]:

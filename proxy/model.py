@@ -212,6 +212,9 @@ class Output:
     withheld: tuple[ToolCall, ...] = ()  # calls the model made that never reached the client
     # OpenAI n > 1: the other choices' text and finish reason (their calls are in `tool_calls`).
     alternatives: tuple[Choice, ...] = ()
+    # Parts of the answer the client gets that no output stage reads (reasoning summaries, citations,
+    # a hosted tool's code and results...): the coverage ledger lists each as not inspected.
+    uninspected: tuple[Uninspected, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from proxy.model import Output, ToolCall
-from proxy.providers.anthropic_stream import arguments_json, input_tokens, stop_reason, tool_use_block
+from proxy.providers.anthropic_stream import arguments_json, input_tokens, stop_reason, tool_use_block, unread_blocks
 from proxy.providers.jsonpath import copy_tree
 
 CALLS = ("tool_use", "server_tool_use", "mcp_tool_use")
@@ -34,6 +34,7 @@ def parse_output(response: dict[str, Any]) -> Output:
         model=response.get("model"),
         input_tokens=input_tokens(usage),
         output_tokens=usage.get("output_tokens"),
+        uninspected=unread_blocks(content),
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from httpx_sse import ServerSentEvent
 
 from proxy.errors import GuardProxyError
-from proxy.model import Output, ToolCall
+from proxy.model import Output, ToolCall, Uninspected
 from proxy.providers.anthropic_errors import anthropic_error_body
 from proxy.providers.base import Part, PartKind
 
@@ -54,6 +54,13 @@ class _Block:
     name: str = ""
     parts: list[str] = field(default_factory=list)  # text, or the tool input's partial JSON
     start: dict[str, Any] = field(default_factory=dict)  # the content_block as it started
+    unread: list[Any] = field(default_factory=list)  # deltas no stage reads (thinking, citations)
+
+    def as_sent(self) -> dict[str, Any]:
+        """The block as the client assembles it, as far as the ledger needs it."""
+        if self.type == "text":
+            return {"type": "text", "citations": [*(self.start.get("citations") or ()), *self.unread]}
+        return {**self.start, "deltas": self.unread} if self.unread else self.start
 
     def arguments(self) -> str:
         # As the SDKs assemble it: the input's JSON deltas if any came, else the input the block
@@ -100,6 +107,10 @@ class StreamAccumulator:
             block.parts.append(delta["text"])
         elif delta.get("type") == "input_json_delta" and isinstance(delta.get("partial_json"), str):
             block.parts.append(delta["partial_json"])
+        elif delta.get("type") == "thinking_delta":
+            block.unread.append(delta.get("thinking"))
+        elif delta.get("type") == "citations_delta":
+            block.unread.append(delta.get("citation"))
 
     def block_type(self, index: int) -> str:
         block = self.blocks.get(index)
@@ -120,7 +131,32 @@ class StreamAccumulator:
             model=self.message.get("model"),
             input_tokens=input_tokens(usage),
             output_tokens=self.output_tokens if self.output_tokens is not None else usage.get("output_tokens"),
+            uninspected=unread_blocks([b.as_sent() for b in ordered]),
         )
+
+
+_UNREAD_WHY = {
+    "thinking": "the model's thinking: no output stage reads it",
+    "redacted_thinking": "redacted thinking (encrypted by the provider): no stage can read it",
+}
+
+
+def unread_blocks(blocks: list[dict[str, Any]]) -> tuple[Uninspected, ...]:
+    """What the client gets besides text and judged calls, for the coverage ledger: thinking, a text
+    block's citations (cited titles and quoted text), a server tool's result blocks."""
+    out = []
+    for n, block in enumerate(blocks):
+        kind = str(block.get("type"))
+        if kind == "text":
+            if block.get("citations"):
+                out.append(Uninspected(f"output.content.{n}.citations",
+                                       "citations (cited titles and quoted text): no output stage reads them",
+                                       len(json.dumps(block["citations"], ensure_ascii=False))))
+        elif kind not in TOOL_BLOCKS:
+            content = {k: v for k, v in block.items() if k not in ("type", "id", "tool_use_id", "signature")}
+            why = _UNREAD_WHY.get(kind, f"a {kind} block: no output stage reads it")
+            out.append(Uninspected(f"output.content.{n}", why, len(json.dumps(content, ensure_ascii=False))))
+    return tuple(out)
 
 
 class AnthropicCodec:

@@ -7,9 +7,10 @@ every choice is judged; choice 0's text is `Output.text`, the others' are `Outpu
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from proxy.model import Choice, Output, ToolCall
+from proxy.model import Choice, Output, ToolCall, Uninspected
 from proxy.providers.jsonpath import copy_tree
 
 LEGACY_CALL = "function_call"
@@ -20,11 +21,13 @@ def parse_output(response: dict[str, Any]) -> Output:
     usage = response.get("usage") or {}
     calls: list[ToolCall] = []
     alternatives: list[Choice] = []
+    unread: list[Uninspected] = []
     for position, choice in enumerate(choices):
         number = choice.get("index", position)
         number = number if isinstance(number, int) else position
         message = choice.get("message") or {}
         calls += _calls(message, number, len(calls))
+        unread += unread_parts(choice, number)
         if position:
             alternatives.append(Choice(number, _text(message), choice.get("finish_reason")))
     first = choices[0].get("message") or {}
@@ -37,7 +40,34 @@ def parse_output(response: dict[str, Any]) -> Output:
         input_tokens=usage.get("prompt_tokens"),
         output_tokens=usage.get("completion_tokens"),
         alternatives=tuple(alternatives),
+        uninspected=tuple(unread),
     )
+
+
+# What the output stages read of a choice (its message's text and calls) and what carries nothing.
+READ_MESSAGE_KEYS = frozenset({"role", "content", "tool_calls", "function_call"})
+_CHOICE_KEYS = frozenset({"index", "message", "delta", "finish_reason"})
+_WHY = {
+    "refusal": "a refusal: no output stage reads it",
+    "annotations": "message annotations (citation titles, URLs): no output stage reads them",
+    "audio": "an audio answer and its transcript: no output stage reads them",
+    "logprobs": "log-probabilities repeat the answer's tokens past any rewrite of its text",
+}
+
+
+def unread_parts(choice: dict[str, Any], number: int) -> list[Uninspected]:
+    """A choice's parts the client gets that no output stage reads, for the coverage ledger."""
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    out = [_unread(f"output.choices.{number}.message.{k}", k, v) for k, v in message.items()  # type: ignore[union-attr]
+           if k not in READ_MESSAGE_KEYS and v not in (None, "", [], {})]
+    out += [_unread(f"output.choices.{number}.{k}", k, v) for k, v in choice.items()
+            if k not in _CHOICE_KEYS and v not in (None, "", [], {})]
+    return out
+
+
+def _unread(path: str, key: str, value: Any) -> Uninspected:
+    why = _WHY.get(key, f"`{key}`: no output stage reads it")
+    return Uninspected(path, why, len(value) if isinstance(value, str) else len(json.dumps(value, ensure_ascii=False)))
 
 
 def _text(message: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ import copy
 import json
 from typing import Any
 
-from proxy.model import Output, ToolCall
+from proxy.model import Output, ToolCall, Uninspected
 
 # Calls of built-in tools the *client* runs (a shell command, a patch, a mouse click): judged like
 # function calls, as calls of the tool's policy name with the action as their arguments.
@@ -81,7 +81,44 @@ def parse_output(response: dict[str, Any]) -> Output:
         model=response.get("model") if isinstance(response.get("model"), str) else None,
         input_tokens=usage.get("input_tokens"),  # type: ignore[union-attr]
         output_tokens=usage.get("output_tokens"),  # type: ignore[union-attr]
+        uninspected=unread_parts(items),
     )
+
+
+# Item fields that carry no content a reader could be steered or leaked through.
+_BOOKKEEPING = frozenset({"type", "id", "status", "role", "call_id", "container_id", "server_label",
+                          "encrypted_content"})
+_UNREAD_WHY = {
+    "reasoning": "a reasoning summary: no output stage reads it",
+    "code_interpreter_call": "code a hosted code interpreter ran and what it printed: no output stage reads them",
+}
+
+
+def unread_parts(items: list[dict[str, Any]]) -> tuple[Uninspected, ...]:
+    """What the client gets besides message text and judged calls: each listed for the coverage ledger.
+
+    Message parts' annotations (citation titles, URLs, file names) and every other item (a reasoning
+    summary, a hosted tool's code, queries and results) go to the client as they came; the encrypted
+    reasoning blob is left out: nobody can read it but the provider."""
+    out: list[Uninspected] = []
+    for n, item in enumerate(items):
+        kind = str(item.get("type"))
+        if kind == "message":
+            for k, part in enumerate(p for p in item.get("content") or () if isinstance(p, dict)):
+                if part.get("annotations"):
+                    out.append(Uninspected(f"output.items.{n}.content.{k}.annotations",
+                                           "message annotations (citation titles, URLs, files): no output stage "
+                                           "reads them", _size(part["annotations"])))
+        elif kind not in CALL_ITEMS:
+            content = {k: v for k, v in item.items() if k not in _BOOKKEEPING and v not in (None, "", [], {})}
+            if content:
+                why = _UNREAD_WHY.get(kind, f"a {kind} item: no output stage reads it")
+                out.append(Uninspected(f"output.items.{n}", why, _size(content)))
+    return tuple(out)
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False))
 
 
 def _finish(response: dict[str, Any], calls: bool) -> str | None:

@@ -100,7 +100,7 @@ class ResponsesCodec:
         out = parse_output(response)
         if self._final is None:  # mid-stream: text of items not finished yet counts too
             out = Output(text="".join(self._upstream_text), tool_calls=out.tool_calls, response_id=out.response_id,
-                         model=out.model)
+                         model=out.model, uninspected=out.uninspected)
         return out
 
     # --- writing ------------------------------------------------------------------------------------

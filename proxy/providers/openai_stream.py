@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.model import Output, ToolCall
+from proxy.model import Output, ToolCall, Uninspected
+from proxy.providers.openai_response import READ_MESSAGE_KEYS, unread_parts
 
 
 @dataclass
@@ -27,6 +28,7 @@ class _Choice:
     text: list[str] = field(default_factory=list)
     calls: dict[int, _CallParts] = field(default_factory=dict)
     finish: str | None = None
+    unread: dict[str, Uninspected] = field(default_factory=dict)  # path -> what left unread so far
 
 
 class StreamAccumulator:
@@ -71,6 +73,16 @@ class StreamAccumulator:
             if isinstance(legacy, dict):  # the legacy single call: judged like any other
                 self._take_call(acc, {"index": 0, "function": legacy})
             acc.finish = choice.get("finish_reason") or acc.finish
+            self._take_unread(acc, choice, delta)
+
+    @staticmethod
+    def _take_unread(acc: _Choice, choice: dict[str, Any], delta: dict[str, Any]) -> None:
+        """Delta parts no output stage reads (a refusal, annotations, audio, logprobs), summed per path."""
+        unread = {k: v for k, v in delta.items() if k not in READ_MESSAGE_KEYS}
+        for entry in unread_parts({**choice, "message": unread}, choice_index(choice)):
+            path = entry.path.replace(".message.", ".delta.")
+            seen = acc.unread.get(path)
+            acc.unread[path] = Uninspected(path, entry.why, entry.chars + (seen.chars if seen else 0))
 
     @staticmethod
     def _take_call(acc: _Choice, call: dict[str, Any]) -> None:
@@ -105,6 +117,8 @@ class StreamAccumulator:
             model=self._model,
             input_tokens=self._usage.get("prompt_tokens"),
             output_tokens=self._usage.get("completion_tokens"),
+            # Every choice's: the ledger is built from choice 0's Output.
+            uninspected=tuple(u for c in self._choices.values() for u in c.unread.values()),
         )
 
 

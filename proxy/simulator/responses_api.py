@@ -107,7 +107,9 @@ async def create(request: web.Request) -> web.StreamResponse:
     context = earlier + inputs
     transcript = shapes.read_transcript(body, context)
     reply = replies.build_reply(body, transcript, grammar.decide(transcript), prefix=ID_PREFIX)
-    response = shapes.response_object(body, reply, shapes.output_items(reply, shapes.tool_kinds(body)))
+    reasoning = body.get("reasoning")
+    summary = isinstance(reasoning, dict) and reasoning.get("summary") not in (None, "none")
+    response = shapes.response_object(body, reply, shapes.output_items(reply, shapes.tool_kinds(body), summary))
     events = shapes.stream_events(response, reply)
     background = body.get("background") is True
     if body.get("store", True) is not False:

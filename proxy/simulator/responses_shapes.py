@@ -153,7 +153,20 @@ def _client_run_item(kind: str, call: Any) -> dict[str, Any]:
 # --- Rendering -----------------------------------------------------------------------------------
 
 
-def output_items(reply: replies.Reply, kinds: dict[str, str]) -> list[dict[str, Any]]:
+def reasoning_item(reply: replies.Reply) -> dict[str, Any]:
+    """The reasoning summary a request asked for (`reasoning.summary`): the obedient model's plan,
+    which restates what it is about to say or call."""
+    plan = reply.text or "call " + ", ".join(f"{c.name} {c.arguments}" for c in reply.tool_calls)
+    return {"type": "reasoning", "id": "rs_" + reply.id.removeprefix("resp_"),
+            "summary": [{"type": "summary_text", "text": "Plan: " + plan}]}
+
+
+def output_items(reply: replies.Reply, kinds: dict[str, str], summary: bool = False) -> list[dict[str, Any]]:
+    """The output items of a reply; with `summary`, a reasoning item comes first."""
+    return [reasoning_item(reply)] * summary + _answer_items(reply, kinds)
+
+
+def _answer_items(reply: replies.Reply, kinds: dict[str, str]) -> list[dict[str, Any]]:
     if not reply.tool_calls:
         part = {"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}
         return [{"type": "message", "id": "msg_" + reply.id.removeprefix("resp_"), "status": "completed",
@@ -231,6 +244,14 @@ def _item_events(index: int, item: dict[str, Any], reply: replies.Reply) -> list
                 {"type": "response.content_part.done", **where, "content_index": 0, "part": part}]
     elif kind in CLIENT_RUN.values():
         out = [{"type": "response.output_item.added", "output_index": index, "item": item | {"status": "in_progress"}}]
+    elif kind == "reasoning":
+        part, text = item["summary"][0], item["summary"][0]["text"]
+        where = where | {"summary_index": 0}
+        out = [{"type": "response.output_item.added", "output_index": index, "item": item | {"summary": []}},
+               {"type": "response.reasoning_summary_part.added", **where, "part": part | {"text": ""}},
+               {"type": "response.reasoning_summary_text.delta", **where, "delta": text},
+               {"type": "response.reasoning_summary_text.done", **where, "text": text},
+               {"type": "response.reasoning_summary_part.done", **where, "part": part}]
     else:
         field = "input" if kind == "custom_tool_call" else "arguments"
         name = "custom_tool_call_input" if kind == "custom_tool_call" else "function_call_arguments"
