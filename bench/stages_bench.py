@@ -8,7 +8,12 @@ it. Each step and each stage (through the pipeline's stage hook, so the pipeline
 work is in the figure) is timed in process CPU time; it prints p50 and mean in microseconds over
 many iterations, and the default stages' sum beside the issue's target of 300 us.
 
-    .venv/bin/python bench/stages_bench.py [--n 3000] [--stages limits,quarantine,...] [--fresh] [--profile]
+Every request differs from the one before, so per-text caches (the rule engine's scan cache) are
+measured honestly: by default its last user message is new (history resent, as real traffic does)
+beside the identical request resent (what such caches make of `overhead.py`'s repeated request);
+`--modes all-new` makes every message new, the system prompt too.
+
+    .venv/bin/python bench/stages_bench.py [--n 3000] [--modes new,resent,all-new] [--stages ...] [--profile]
 """
 
 from __future__ import annotations
@@ -126,20 +131,32 @@ async def one(pipeline: Pipeline, policies: PolicyStore, raw: bytes, answer: byt
     assert data
 
 
-def fresh(raw: bytes, i: int) -> bytes:
-    """The request with every message's text made new (no cache has seen it), same size and shape."""
+MODES = {  # how each request's text differs from the one before
+    "new": "a new last user message (history resent, as in real traffic)",
+    "resent": "the identical request resent (every per-text cache hits)",
+    "all-new": "every message new, system prompt too (nothing seen before)",
+}
+
+
+def variant(raw: bytes, i: int, mode: str) -> bytes:
+    """Request `i` of a mode: the same size and shape, with the mode's text made new."""
+    if mode == "resent":
+        return raw
     body = json.loads(raw)
-    for message in body["messages"]:
+    messages = body["messages"] if mode == "all-new" else [
+        next(m for m in reversed(body["messages"]) if m["role"] == "user")]
+    for message in messages:
         if isinstance(message.get("content"), str):
-            message["content"] = f"{message['content'][:-8]} #{i:06d}"
+            message["content"] = f"{message['content'][:-9]} #{i:07d}"
     return json.dumps(body).encode()
 
 
-async def drive(pipeline: Pipeline, policies: PolicyStore, n: int, clock: Clock, new_text: bool = False) -> None:
+async def drive(pipeline: Pipeline, policies: PolicyStore, n: int, clock: Clock, mode: str, run: int) -> None:
     raw = conversation()
     answer = simulated_answer(json.loads(raw))
-    bodies = [fresh(raw, i) for i in range(n + 300)] if new_text else [raw] * (n + 300)
-    for i in range(min(n, 300)):  # warm-up: lazy imports, caches
+    # Numbered on from earlier runs: no pass re-sends a text another pass has already had judged.
+    bodies = [variant(raw, run * (n + 300) + i, mode) for i in range(n + 300)]
+    for i in range(min(n, 300)):  # warm-up: lazy imports, caches (never with a measured request's text)
         await one(pipeline, policies, bodies[n + i], answer, Clock(), i)
     gc.collect()
     gc.freeze()  # as the app does at start-up: rules and models are not re-scanned by the GC
@@ -147,61 +164,75 @@ async def drive(pipeline: Pipeline, policies: PolicyStore, n: int, clock: Clock,
         await one(pipeline, policies, bodies[i], answer, clock, i)
 
 
-def report(per_stage: Clock, whole: Clock, stages: list[str], cost_ns: int) -> None:
-    def row(label: str, ns: list[int]) -> str:
-        net = [x - cost_ns for x in ns]
-        return f"{label:<28}{statistics.median(net) / 1000:>9.1f}{statistics.fmean(net) / 1000:>9.1f}"
+ADAPTER_STEPS = ("parse request", "render request", "parse answer", "render answer")
 
-    n = len(whole.samples["input stages"])
-    print(f"{'step / stage':<28}{'p50 us':>9}{'mean us':>9}   (process CPU, n={n}, net of the timer's "
-          f"own {cost_ns / 1000:.1f} us)")
-    for name in ("parse request", "render request", "parse answer", "render answer"):
-        print(row(name, whole.samples[name]))
+
+def rows(per_stage: Clock, whole: Clock, stages: list[str], cost_ns: int) -> dict[str, list[int]]:
+    """Samples per printed row, net of the timer's own cost."""
+    out = {name: [x - cost_ns for x in whole.samples[name]] for name in ADAPTER_STEPS}
     for phase in ("input", "output"):
         for stage in stages:
             key = f"{phase}:{stage}"
             if key in per_stage.samples:  # each with the pipeline's own work for it (deadline, record)
-                print(row(key, per_stage.samples[key]))
-    print(row("input stages (pipeline)", whole.samples["input stages"]))
-    print(row("output stages (pipeline)", whole.samples["output stages"]))
-    both = [a + b - cost_ns for a, b in zip(whole.samples["input stages"], whole.samples["output stages"],
-                                            strict=True)]
-    print(row("all stages", both))
-    adapter = [sum(x) - 3 * cost_ns for x in zip(*(whole.samples[k] for k in (
-        "parse request", "render request", "parse answer", "render answer")), strict=True)]
-    print(row("adapter steps", adapter))
-    median = (statistics.median(both) - cost_ns) / 1000
-    print(f"stages together p50 {median:.1f} us vs target {TARGET_STAGES_US:.0f} us ({median / TARGET_STAGES_US:.2f}x)")
+                out[key] = [x - cost_ns for x in per_stage.samples[key]]
+    out["input stages (pipeline)"] = [x - cost_ns for x in whole.samples["input stages"]]
+    out["output stages (pipeline)"] = [x - cost_ns for x in whole.samples["output stages"]]
+    out["all stages"] = [a + b for a, b in zip(out["input stages (pipeline)"], out["output stages (pipeline)"],
+                                               strict=True)]
+    out["adapter steps"] = [sum(x) for x in zip(*(out[k] for k in ADAPTER_STEPS), strict=True)]
+    return out
+
+
+def report(results: dict[str, dict[str, list[int]]], n: int, cost_ns: int) -> None:
+    modes = list(results)
+    print(f"process CPU per request in us, p50 / mean over n={n}, net of the timer's own {cost_ns / 1000:.1f} us")
+    for mode in modes:
+        print(f"  {mode}: {MODES[mode]}")
+    print(f"{'step / stage':<28}" + "".join(f"{mode + ' p50':>14}{'mean':>8}" for mode in modes))
+    for name in results[modes[0]]:
+        cells = "".join(f"{statistics.median(results[m][name]) / 1000:>14.1f}"
+                        f"{statistics.fmean(results[m][name]) / 1000:>8.1f}" for m in modes)
+        print(f"{name:<28}{cells}")
+    for mode in modes:
+        median = statistics.median(results[mode]["all stages"]) / 1000
+        print(f"stages together, {mode}: p50 {median:.1f} us vs target {TARGET_STAGES_US:.0f} us "
+              f"({median / TARGET_STAGES_US:.2f}x)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--stages", default=",".join(DEFAULT_STAGES))
-    ap.add_argument("--fresh", action="store_true",
-                    help="new text in every request (the overhead request resent is what scan caches see)")
-    ap.add_argument("--profile", action="store_true", help="cProfile the measured loop (top 40 by tottime)")
+    ap.add_argument("--modes", default="new,resent", help=f"comma-separated, of: {', '.join(MODES)}")
+    ap.add_argument("--profile", action="store_true", help="cProfile the first mode's measured loop")
     args = ap.parse_args()
     stages = [s for s in args.stages.split(",") if s]
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise SystemExit(f"unknown mode(s) {', '.join(sorted(unknown))}; known: {', '.join(MODES)}")
     settings = Settings(stages=[StageSettings(name=s, failure_mode="open" if s == "quarantine" else "closed")
                                 for s in stages])
     pipeline = build_pipeline(settings)
     policies = PolicyStore(settings.policy_path)
     cost_ns = timer_cost_ns()
-    # Two passes: stage by stage (each figure has the pipeline's own work for that stage in it),
-    # then the pipeline as it runs in the proxy, with no per-stage timer inside it.
-    per_stage, whole = Clock(per_stage=True), Clock(per_stage=False)
-    pipeline.stage_hook = per_stage.stage
-    asyncio.run(drive(pipeline, policies, args.n, per_stage, args.fresh))
-    pipeline.stage_hook = whole.stage
-    if args.profile:
-        prof = cProfile.Profile()
-        prof.enable()
-    asyncio.run(drive(pipeline, policies, args.n, whole, args.fresh))
-    if args.profile:
-        prof.disable()
-        pstats.Stats(prof).sort_stats("tottime").print_stats(int(os.environ.get("TOP", "40")))
-    report(per_stage, whole, stages, cost_ns)
+    results = {}
+    for number, mode in enumerate(modes):
+        # Two passes: stage by stage (each figure has the pipeline's own work for that stage in it),
+        # then the pipeline as it runs in the proxy, with no per-stage timer inside it.
+        per_stage, whole = Clock(per_stage=True), Clock(per_stage=False)
+        pipeline.stage_hook = per_stage.stage
+        asyncio.run(drive(pipeline, policies, args.n, per_stage, mode, 2 * number))
+        pipeline.stage_hook = whole.stage
+        prof = cProfile.Profile() if args.profile and mode == modes[0] else None
+        if prof is not None:
+            prof.enable()
+        asyncio.run(drive(pipeline, policies, args.n, whole, mode, 2 * number + 1))
+        if prof is not None:
+            prof.disable()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(int(os.environ.get("TOP", "40")))
+        results[mode] = rows(per_stage, whole, stages, cost_ns)
+    report(results, args.n, cost_ns)
 
 
 if __name__ == "__main__":
