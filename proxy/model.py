@@ -99,6 +99,9 @@ class Location:
 
     path: tuple[str | int, ...]
     part: int = 0
+    # The text is a key of the object at `path[:-1]` (a schema property's name), not a string value:
+    # it is scanned like any text, but never written back (renaming a key would change the schema).
+    scan_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ def text_changes(conv: Conversation) -> list[tuple[Path, str]]:
     """(path, new string) for every string whose segments no longer join to the original."""
     parts: dict[Path, list[tuple[int, str]]] = {}
     for s in conv.segments:  # grouped by path wherever they sit: a guard may have reordered them
-        if s.location is not None:
+        if s.location is not None and not s.location.scan_only:
             parts.setdefault(s.location.path, []).append((s.location.part, s.text))
     changes = []
     for path, pieces in parts.items():

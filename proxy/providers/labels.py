@@ -22,6 +22,9 @@ Path = tuple[str | int, ...]
 # evidence keeps their text apart so replay judges what the live request judged.
 CONTEXT_ROOT = "(context)"
 STRUCTURAL = frozenset({"type", "id", "tool_use_id", "tool_call_id", "media_type", "cache_control"})
+# JSON-schema keywords whose object's KEYS are names the model reads (a property called
+# "ignore_previous_instructions_and_..."): scanned as scan-only text (see Location.scan_only).
+NAMED_KEYS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
 
 
 def in_context(seg: Segment) -> bool:
@@ -35,6 +38,7 @@ def dotted(path: Path) -> str:
 class Labeller:
     def __init__(self) -> None:
         self._texts: list[tuple[Path, str, Trust, Provenance, str]] = []
+        self._names: set[int] = set()  # positions in `_texts` of texts that are keys (scan only)
         self._opaque: list[Opaque] = []
         self._unread: list[Uninspected] = []
 
@@ -42,12 +46,15 @@ class Labeller:
         self._texts.append((path, text, trust, prov, role))
 
     def leaves(self, value: Any, path: Path, trust: Trust, prov: Provenance, role: str,
-               skip: frozenset[str] = STRUCTURAL) -> None:
+               skip: frozenset[str] = STRUCTURAL, root_skip: frozenset[str] = frozenset()) -> None:
         """Every string inside a JSON value (a schema, a server tool's result) as text; keys in
         `skip` are structure, not prose, unless they hold an object: a schema property may be named
         `type` or `pattern`, and `additionalProperties` may be a schema with its own descriptions.
-        `encrypted_*` values are opaque to us."""
+        `root_skip` keys are skipped only directly under `value` (a response format's own `name`,
+        while a `name` deeper in its schema is text the model reads). The names under a schema's
+        `properties` (and `$defs`...) are text too, scan only. `encrypted_*` values are opaque to us."""
         stack: list[tuple[Path, Any]] = [(path, value)]
+        root = len(path)
         while stack:
             at, item = stack.pop()
             if isinstance(item, str):
@@ -56,9 +63,19 @@ class Labeller:
                 elif item:
                     self.text(at, item, trust, prov, role)
             elif isinstance(item, dict):
-                stack.extend(((*at, k), v) for k, v in reversed(item.items()) if k not in skip or isinstance(v, dict))
+                if len(at) > root and at[-1] in NAMED_KEYS:
+                    self._key_names(item, at, trust, prov, role)
+                top = root_skip if len(at) == root else frozenset()
+                stack.extend(((*at, k), v) for k, v in reversed(item.items())
+                             if (k not in skip or isinstance(v, dict)) and k not in top)
             elif isinstance(item, list):
                 stack.extend(((*at, i), v) for i, v in reversed(list(enumerate(item))))
+
+    def _key_names(self, item: dict[str, Any], at: Path, trust: Trust, prov: Provenance, role: str) -> None:
+        for key in item:
+            if isinstance(key, str) and key:
+                self._names.add(len(self._texts))
+                self._texts.append(((*at, key), key, trust, prov, role))
 
     def opaque(self, kind: str, trust: Trust, prov: Provenance, path: Path) -> None:
         self._opaque.append(Opaque(kind, trust, prov, path))
@@ -74,7 +91,10 @@ class Labeller:
     def conversation(self, api: str, vendor: str, body: dict[str, Any], tools: tuple[ToolSpec, ...],
                      calls: tuple[ToolCall, ...] = ()) -> Conversation:
         segments: list[Segment] = []
-        for path, text, trust, prov, role in self._texts:
+        for n, (path, text, trust, prov, role) in enumerate(self._texts):
+            if n in self._names:  # a key: scanned whole, never written back
+                segments.append(Segment(len(segments), role, text, trust, prov, Location(path, 0, scan_only=True)))
+                continue
             if OPEN not in text:  # no retrieval markup (nearly every text): the one segment as labelled
                 segments.append(Segment(len(segments), role, text, trust, prov, Location(path, 0)))
                 continue

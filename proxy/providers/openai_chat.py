@@ -148,7 +148,7 @@ def _response_format(fmt: Any, labels: Labeller) -> None:
     if isinstance(schema, dict):
         prov = Provenance("response_format", schema.get("name"))
         labels.leaves(schema, ("response_format", "json_schema"), Trust.USER, prov, "response_format",
-                      skip=_SCHEMA_SKIP | {"name", "strict"})
+                      skip=_SCHEMA_SKIP, root_skip=frozenset({"name", "strict"}))
 
 
 def _prediction(prediction: Any, labels: Labeller) -> None:

@@ -100,7 +100,7 @@ def text_format(body: dict[str, Any], labels: Labeller) -> None:
         return
     prov = Provenance("response_format", fmt.get("name") if isinstance(fmt.get("name"), str) else None)
     labels.leaves(fmt, ("text", "format"), Trust.USER, prov, "response_format",
-                  skip=SCHEMA_SKIP | {"name", "strict"})
+                  skip=SCHEMA_SKIP, root_skip=frozenset({"name", "strict"}))
 
 
 def prompt(reader: ItemReader, value: Any) -> None:

@@ -67,6 +67,13 @@ def _schema(**leaf: Any) -> dict[str, Any]:
      "text.format.schema.properties.q.default"),
     ({"text": {"format": {"type": "json_schema", "name": "r", "description": INJECTION, "schema": _schema()}}},
      "text.format.description"),
+    # A schema property's NAME, and a `name` inside a format's schema, were never scanned.
+    ({"tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {
+        INJECTION: {"type": "string"}}}}]}, f"tools.0.parameters.properties.{INJECTION}"),
+    ({"text": {"format": {"type": "json_schema", "name": "r", "schema": {"type": "object", "properties": {
+        INJECTION: {"type": "string"}}}}}}, f"text.format.schema.properties.{INJECTION}"),
+    ({"text": {"format": {"type": "json_schema", "name": "r", "schema": _schema(name=INJECTION)}}},
+     "text.format.schema.properties.q.name"),
 ])
 def test_definitions_and_output_schemas_are_scanned_and_covered(
         scanning: ProxyHandle, extra: dict[str, Any], item: str) -> None:
