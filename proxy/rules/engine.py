@@ -37,6 +37,10 @@ UNTRUSTED_WINDOW_CHARS = 800
 _Raw = tuple[Rule, int, int, tuple[str, ...], str]
 # (model rule, start, end, decoding path, severity for the score, calibrated score)
 _Learned = tuple[Rule, int, int, tuple[str, ...], Severity, float]
+# What the learned layer reads: (view, span of the encoded run in the original or None for the
+# text itself, decoding path)
+_Read = tuple[View, tuple[int, int] | None, tuple[str, ...]]
+MAX_DECODED_READS = 4  # decoded payloads the learned layer reads per segment, beside the text
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,25 +191,31 @@ class Engine:
         self, items: Sequence[tuple[str, Trust]], *, include_signals: bool
     ) -> list[list[Hit]]:
         matched = [self._match(text, trust) for text, trust in items]
-        wanted = [i for i, (text, trust) in enumerate(items) if text and self._models[trust]]
-        scores: dict[int, Score] = {}
+        # What the learned layer reads, per item: its view, then each decoded payload's view
+        # (a base64 blob says nothing to the model; what it decodes to does). One batch for all.
+        wanted: list[tuple[int, _Read]] = [
+            (i, read) for i, (text, trust) in enumerate(items) if text and self._models[trust]
+            for read in matched[i][1]
+        ]
+        best: dict[int, tuple[Score, _Read]] = {}
         if wanted and self.model is not None:
-            views = [matched[i][1] for i in wanted]
-            assert all(v is not None for v in views)
-            batch = self.model.score_many([v.text for v in views if v is not None])
-            scores = dict(zip(wanted, batch, strict=True))
+            batch = self.model.score_many([read[0].text for _, read in wanted])
+            for (i, read), score in zip(wanted, batch, strict=True):
+                if i not in best or score.probability > best[i][0].probability:
+                    best[i] = (score, read)
         out = []
         for i, (text, trust) in enumerate(items):
-            raw, view = matched[i]
-            learned = self._learned(view, trust, scores[i]) if i in scores and view is not None else []
+            raw = matched[i][0]
+            learned = self._learned(trust, *best[i]) if i in best else []
             out.append(self._hits(text, trust, raw, learned, include_signals))
         return out
 
-    def _match(self, text: str, trust: Trust) -> tuple[list[_Raw], View | None]:
-        """Raw rule hits of every view and decoding, and the view the learned layer reads."""
+    def _match(self, text: str, trust: Trust) -> tuple[list[_Raw], list[_Read]]:
+        """Raw rule hits of every view and decoding, and what the learned layer reads: the text's
+        last view, then the views of decoded payloads (at most MAX_DECODED_READS)."""
         compiled = self._by_trust[trust]
         if not self.applies(trust) or not text:
-            return [], None
+            return [], []
         raw: list[_Raw] = []
         views: list[View] = []
         kinds = self._scan_views((compiled,), text, None, (), raw, views)
@@ -213,8 +223,9 @@ class Engine:
             for rule, start, end in self._raw[trust].match(text)[0]:
                 raw.append((rule, start, end, ("raw",), ""))
         both = (compiled, self._decoded_only[trust])
-        self._scan_decoded(both, text, kinds, None, (), 1, [self.limits.max_total_bytes], raw)
-        return raw, views[-1]
+        reads: list[_Read] = [(views[-1], None, ())]
+        self._scan_decoded(both, text, kinds, None, (), 1, [self.limits.max_total_bytes], raw, reads)
+        return raw, reads
 
     def _hits(
         self, text: str, trust: Trust, raw: list[_Raw], learned: list[_Learned], include_signals: bool
@@ -251,15 +262,17 @@ class Engine:
             [replace(w, span=view.to_original(*w.span)) for w in words],
         )
 
-    def _learned(self, view: View, trust: Trust, result: Score) -> list[_Learned]:
-        """The model rules `result` (the learned score of `view`) reaches, with the window's span."""
+    def _learned(self, trust: Trust, result: Score, read: _Read) -> list[_Learned]:
+        """The model rules `result` (the learned score of what `read` holds) reaches, with the
+        window's span in the original text (a decoded payload's: the encoded run's span)."""
+        view, outer, path = read
         out = []
         for rule in self._models[trust]:
             assert rule.model is not None
             severity = rule.model.severity(result.probability)
             if severity is not None:
-                start, end = view.to_original(*result.span)
-                decoding = tuple(t for t in view.decoding(*result.span) if t != "plain") or ("plain",)
+                start, end = outer or view.to_original(*result.span)
+                decoding = tuple(t for t in (*path, *view.decoding(*result.span)) if t != "plain") or ("plain",)
                 out.append((rule, start, end, ("model", *decoding), severity, result.probability))
         return out
 
@@ -307,14 +320,18 @@ class Engine:
         depth: int,
         budget: list[int],
         out: list[_Raw],
+        reads: list[_Read] | None = None,
     ) -> None:
         if depth > self.limits.max_depth:
             return
         for found in find_encoded(text, self.limits, budget, kinds):
             span = outer or (found.start, found.end)
             inner = (*path, found.kind)
-            inner_kinds = self._scan_views(sets, found.text, span, inner, out)
-            self._scan_decoded(sets, found.text, inner_kinds, span, inner, depth + 1, budget, out)
+            views: list[View] = []
+            inner_kinds = self._scan_views(sets, found.text, span, inner, out, views)
+            if reads is not None and len(reads) <= MAX_DECODED_READS:
+                reads.append((views[-1], span, inner))
+            self._scan_decoded(sets, found.text, inner_kinds, span, inner, depth + 1, budget, out, reads)
 
     def _score(
         self, hits: list[_Raw], trust: Trust, length: int
