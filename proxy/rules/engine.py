@@ -41,6 +41,10 @@ _Learned = tuple[Rule, int, int, tuple[str, ...], Severity, float]
 # text itself, decoding path)
 _Read = tuple[View, tuple[int, int] | None, tuple[str, ...]]
 MAX_DECODED_READS = 4  # decoded payloads the learned layer reads per segment, beside the text
+# Shorter decoded payloads (URL-encoded placeholders in command docs: "edit unit...") are too few
+# words for a score; the rules still read them. Measured: reading them added held-out false
+# positives on tldr pages (1 -> 3 of 127).
+MIN_DECODED_READ_CHARS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +333,7 @@ class Engine:
             inner = (*path, found.kind)
             views: list[View] = []
             inner_kinds = self._scan_views(sets, found.text, span, inner, out, views)
-            if reads is not None and len(reads) <= MAX_DECODED_READS:
+            if reads is not None and len(reads) <= MAX_DECODED_READS and len(found.text) >= MIN_DECODED_READ_CHARS:
                 reads.append((views[-1], span, inner))
             self._scan_decoded(sets, found.text, inner_kinds, span, inner, depth + 1, budget, out, reads)
 
