@@ -167,13 +167,18 @@ def _live_ruleset(pipeline: Pipeline | None) -> str | None:
     return None
 
 
+# Findings whose text is not a pinpointed payload: PII hits, and the learned layer's scores (a
+# score covers a whole window of text; protecting it would keep every address and number in it).
+_UNPROTECTED_DETECTORS = frozenset({"pii", "model"})
+
+
 def protected_texts(exchange: Exchange) -> list[str]:
-    """The text each non-PII finding matched, and the sentence around it: the payload stays readable."""
+    """The text each rule finding matched, and the sentence around it: the payload stays readable."""
     out = []
     segments = {s.index: s for s in (exchange.received_conversation or exchange.conversation).segments}
     for f in exchange.findings:
         seg = segments.get(f.segment_index)
-        if f.detector != "pii" and seg is not None:
+        if f.detector not in _UNPROTECTED_DETECTORS and seg is not None:
             out += [seg.text[f.span[0] : f.span[1]], f.excerpt]  # the match and its sentence
     return out
 
