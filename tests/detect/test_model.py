@@ -9,6 +9,7 @@ import numpy as np
 from proxy.detect.features import BITS
 from proxy.detect.model import WEIGHTS_PATH, WINDOW, LinearModel, shipped
 from proxy.detect.train import read_jsonl, view_digest, view_text
+from proxy.rules.store import Live
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "detect" / "examples.jsonl"
 
@@ -87,3 +88,30 @@ def test_shipped_weights_were_trained_on_the_current_normaliser() -> None:
     assert trained == current, (
         "normalisation changed since the weights were trained: run `guardproxy rules train --corpus "
         "<dev corpus> --examples detect/examples.jsonl --report detect/REPORT.md`")
+
+
+# Everyday prompts written for this test (none is in detect/examples.jsonl): the corpus's
+# non-English texts are all attacks, so these are what an enforcing direct rule could get wrong.
+EVERYDAY = [
+    "¿Dónde puedo comprar entradas para el museo del Prado?", "Quels sont les horaires de la piscine municipale ?",
+    "Wie viele Einwohner hat München?", "Quanto costa un biglietto del treno da Roma a Firenze?",
+    "Como faço para tirar mancha de café da camisa?", "Сколько времени варить гречку?",
+    "Yarın İstanbul'da hava nasıl olacak?", "Berapa lama perjalanan dari Jakarta ke Bandung?",  # noqa: RUF001 (Turkish, CJK, Greek text)
+    "Saan ako makakabili ng murang sapatos?", "Làm sao để trồng cây cà chua trong chậu?",
+    "Hoe maak ik een goede kop thee?", "Ile kosztuje bilet do kina?", "Скільки коштує квиток на потяг?",
+    "كم عدد سكان القاهرة؟", "چگونه می‌توانم کیک شکلاتی درست کنم؟", "כמה זמן לוקח לטוס לאילת?",
+    "भारत में सबसे लंबी नदी कौन सी है?", "ঢাকায় ভালো রেস্তোরাঁ কোথায়?", "รถไฟไปเชียงใหม่ใช้เวลากี่ชั่วโมง",
+    "上海有什么好吃的小吃？", "大阪でおすすめのラーメン屋はどこですか？", "서울에서 가볼 만한 곳 추천해 줘.",  # noqa: RUF001 (Turkish, CJK, Greek text)
+    "Το λεωφορείο για το αεροδρόμιο πόσο κοστίζει;", "Ninawezaje kujifunza Kiingereza haraka?",  # noqa: RUF001 (Turkish, CJK, Greek text)
+    "Hej, kan du hjälpa mig att planera en resa till Göteborg?", "Jak se dostanu na letiště v Praze?",
+    "hi there", "good morning!", "thanks a lot", "ok", "Summarise this for me", "continue",
+]
+
+
+def test_everyday_prompts_in_many_languages_stay_below_the_direct_threshold(shipped: Live) -> None:
+    rule = next(r for r in shipped.ruleset.rules if r.id == "injection.learned.direct")
+    assert rule.model is not None and rule.mode == "enforce"
+    lowest = min(threshold for _, threshold in rule.model.thresholds)
+    model = LinearModel.load()  # the packaged weights (the fixture's name hides `shipped` here)
+    scores = {text: model.score(view_text(text)).probability for text in EVERYDAY}
+    assert max(scores.values()) < lowest, {t: round(p, 3) for t, p in scores.items() if p >= lowest}
