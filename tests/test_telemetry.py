@@ -218,3 +218,11 @@ def test_the_app_redacts_opt_in_content_like_evidence() -> None:
     out = redact("mail jane@example.com, key sk-abcdefghijklmnopqrstuvwx")
     assert "jane@example.com" not in out and "sk-abcdefghij" not in out
     assert "[EMAIL_ADDRESS_1]" in out
+
+
+def test_the_upstream_server_attributes_come_from_its_base_url() -> None:
+    from proxy.telemetry.upstream_call import server_of
+
+    assert server_of("http://127.0.0.1:9100/v1") == ("127.0.0.1", 9100)
+    assert server_of("https://api.example.com/v1") == ("api.example.com", 443)
+    assert server_of("http://models.internal/v1") == ("models.internal", 80)

@@ -8,6 +8,7 @@ Exchange, with the end time stamped when the upstream finished.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -40,9 +41,7 @@ class UpstreamCall:
     ) -> None:
         self._tel = tel
         self._lease = lease
-        url = urlsplit(base_url)
-        self.address = url.hostname or ""
-        self.port = url.port or (443 if url.scheme == "https" else 80)
+        self.address, self.port = server_of(base_url)
         self._start = time.perf_counter()
         self._start_ns = time.time_ns()
         self._end_ns: int | None = None
@@ -162,6 +161,13 @@ class UpstreamCall:
             span.set_attributes(values)
         if capture.on_event:
             span.add_event(n.EVENT_INFERENCE_DETAILS, values)
+
+
+@functools.lru_cache(maxsize=8)  # the configured upstream base URLs: one or two, fixed at start-up
+def server_of(base_url: str) -> tuple[str, int]:
+    """`server.address` and `server.port` of an upstream base URL (parsed once, not per request)."""
+    url = urlsplit(base_url)
+    return url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
 
 
 def request_attributes(conv: Conversation, address: str, port: int) -> dict[str, Any]:
