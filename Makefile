@@ -9,6 +9,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check
+# A download that arrives damaged fails its hash check, and pip does not retry that: each install is
+# tried up to three times (the hashes still decide what gets installed).
+RETRY := sh -c 'for i in 1 2 3; do "$$@" && exit 0; echo "== attempt $$i failed; trying again"; sleep 3; done; exit 1' retry
 
 .PHONY: demo test lint bench serve simulate venv clean
 
@@ -16,8 +19,8 @@ $(STAMP): pyproject.toml requirements.lock requirements-bootstrap.lock
 	@echo "== guardproxy set-up: building $(VENV) from requirements.lock"
 	@echo "== first time about 2-4 minutes (about 150 packages, 450 MB); later runs skip this step"
 	$(PYTHON) -m venv --clear $(VENV)
-	$(PIP) install --no-deps --require-hashes --progress-bar off -r requirements-bootstrap.lock
-	$(PIP) install --no-deps --require-hashes --progress-bar off -r requirements.lock
+	$(RETRY) $(PIP) install --no-deps --require-hashes --progress-bar off -r requirements-bootstrap.lock
+	$(RETRY) $(PIP) install --no-deps --require-hashes --progress-bar off -r requirements.lock
 	$(PIP) install --no-deps --no-build-isolation --progress-bar off -e .
 	$(PIP) check
 	@echo "== set-up done: the commands are in $(BIN)/ (guardproxy, pytest, ...)"
