@@ -69,7 +69,7 @@ class Suite:
         return template.replace("{injection}", payload)
 
     def policy_tools(self) -> dict[str, dict[str, Any]]:
-        keep = ("scope", "sensitive_args", "trusted_source_for", "egress_args", "text_args")
+        keep = ("scope", "sensitive_args", "trusted_source_for", "egress_args", "text_args", "reply_args")
         return {n: {k: v for k, v in spec.items() if k in keep} for n, spec in self.tools.items()}
 
 

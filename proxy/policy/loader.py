@@ -101,6 +101,7 @@ def _tool(name: str, spec: dict[str, Any]) -> ToolRule:
         trusted_source_for={arg: tuple(fields) for arg, fields in (spec.get("trusted_source_for") or {}).items()},
         egress_args=tuple(spec["egress_args"]) if "egress_args" in spec else None,
         text_args=tuple(spec["text_args"]) if "text_args" in spec else None,
+        reply_args=tuple(spec.get("reply_args") or ()),
     )
 
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from proxy.model import Conversation, Segment, ToolCall, ToolSpec, Trust
-from proxy.policy import canon
+from proxy.policy import canon, senders
 from proxy.policy.arguments import Pairs, flat, parse_arguments, strings
 from proxy.policy.canon import Token, Tokens
 from proxy.policy.records import fields
@@ -103,6 +103,7 @@ class Tracer:
     _designations: list[tuple[Segment, str]] | None = None
     _indexes: dict[int, dict[str, tuple[set[tuple[Token, ...]], set[Token]]]] = field(default_factory=dict)
     _compounds: dict[int, dict[str, set[Token]]] = field(default_factory=dict)
+    _sender: tuple[Token, ...] | None = None  # the sender of the record the user pointed at, () if none
     budget: list[int] = field(default_factory=lambda: [0])
 
     @classmethod
@@ -151,7 +152,19 @@ class Tracer:
         for seg, named in self._designated() if designated else ():
             if self._designated_value(seg, arg, tokens):
                 return f"source the user designated: {named}"
+        if designated and arg in self.policy.tool(tool).reply_args and tokens == self._reply_sender():
+            return "sender of the message the user asked to answer"
         return None
+
+    def _reply_sender(self) -> tuple[Token, ...]:
+        """The sender field of the one record the user's text points at, when it asks for the sender
+        (see proxy.policy.senders); () when it does not, or points at none or several."""
+        if self._sender is None:
+            users = [s.text for s in self.conv.segments if s.trust is Trust.USER and s.provenance.kind == "user"]
+            record = (senders.designated(senders.records(self._results()), users)
+                      if senders.asks_for_sender(users) else None)
+            self._sender = record.sender if record is not None else ()
+        return self._sender
 
     def _designated(self) -> list[tuple[Segment, str]]:
         """Results of calls that named a record the user named (a URL, file, record id): what the

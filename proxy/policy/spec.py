@@ -50,6 +50,9 @@ class ToolRule:
     declared: bool = True
     egress_args: tuple[str, ...] | None = None  # None: args named like URLs/hosts and URL-shaped values
     text_args: tuple[str, ...] | None = None  # None: body, message, title, ... (proxy.policy.sinks)
+    # Arguments a reply goes to (send_email.to): the sender of the message the user asked to answer
+    # may fill them (proxy.policy.senders); never cc, bcc or a forward unless declared here.
+    reply_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,51 @@
+"""Which record the user's text points at, and what counts as its sender (proxy.policy.senders)."""
+
+from __future__ import annotations
+
+import json
+
+from proxy.model import Location, Provenance, Segment, Trust
+from proxy.policy import canon, senders
+
+
+def _result(text: str, n: int = 0) -> Segment:
+    return Segment(n, "tool", text, Trust.UNTRUSTED, Provenance("tool_result", "read_inbox", "c1"), Location(("m",)))
+
+
+LUNCH = {"from": "alice@partner.example", "subject": "Lunch on Thursday", "body": "Noon? lunch lunch"}
+DEALS = {"from": "news@shop.example", "subject": "Weekly deals", "body": "Lunch deals inside"}
+
+
+def _sender(texts: list[str], ask: str) -> str | None:
+    record = senders.designated(senders.records([_result(t, n) for n, t in enumerate(texts)]), [ask])
+    return record.sender[0] if record else None
+
+
+def test_the_subject_designates_bodies_never_do() -> None:
+    inbox = json.dumps([LUNCH, DEALS])  # "lunch" is in the second body too: bodies take no part
+    assert _sender([inbox], "reply to the sender of the lunch email") == canon.canonical(LUNCH["from"])[0]
+
+
+def test_two_matching_records_designate_none() -> None:
+    rival = DEALS | {"subject": "Lunch menu"}
+    assert _sender([json.dumps([LUNCH, rival])], "tell the sender of the lunch email") is None
+
+
+def test_an_ordinal_designates_only_in_one_result_and_only_as_a_phrase() -> None:
+    posts = json.dumps([{"author": "dora", "text": "a"}, {"author": "eve", "text": "b"}])
+    assert _sender([posts], "thank the first person who posted") == canon.canonical("dora")[0]
+    assert _sender([posts], "first, reply to whoever posted") is None  # "first" is not an ordinal here
+    assert _sender([posts, posts], "thank the first poster") is None  # which result's first?
+
+
+def test_records_need_one_top_level_sender_and_unique_keys() -> None:
+    assert senders.records([_result('[{"from": "a@x.example", "from": "b@x.example"}]')]) == []
+    assert senders.records([_result('[{"from": "a@x.example", "sender": "b@x.example"}]')]) == []
+    assert senders.records([_result('From: a@x.example\nSubject: Lunch')]) == []  # lines are no record
+    assert senders.records([_result(json.dumps([{"body": json.dumps({"from": "a@x.example"})}]))]) == []
+
+
+def test_the_user_must_ask_for_the_sender() -> None:
+    assert senders.asks_for_sender(["Please reply to the lunch email"])
+    assert senders.asks_for_sender(["invite its sender"])
+    assert not senders.asks_for_sender(["Summarise the lunch email"])
