@@ -35,6 +35,14 @@ def dotted(path: Path) -> str:
     return ".".join(str(p) for p in path)
 
 
+def _prose(value: Any) -> bool:
+    """A value under a structure key (`type`, `pattern`, `required`, `$ref`...) that is not a structure
+    word: words with spaces, or a long string, are text the model reads wherever they sit."""
+    if isinstance(value, str):
+        return len(value) > 64 or any(c.isspace() for c in value)
+    return isinstance(value, list) and any(_prose(v) for v in value)
+
+
 class Labeller:
     def __init__(self) -> None:
         self._texts: list[tuple[Path, str, Trust, Provenance, str]] = []
@@ -48,8 +56,9 @@ class Labeller:
     def leaves(self, value: Any, path: Path, trust: Trust, prov: Provenance, role: str,
                skip: frozenset[str] = STRUCTURAL, root_skip: frozenset[str] = frozenset()) -> None:
         """Every string inside a JSON value (a schema, a server tool's result) as text; keys in
-        `skip` are structure, not prose, unless they hold an object: a schema property may be named
-        `type` or `pattern`, and `additionalProperties` may be a schema with its own descriptions.
+        `skip` are structure, not prose, unless they hold an object (a schema property may be named
+        `type` or `pattern`, and `additionalProperties` may be a schema with its own descriptions)
+        or prose (a `pattern` or a `required` entry written as a sentence).
         `root_skip` keys are skipped only directly under `value` (a response format's own `name`,
         while a `name` deeper in its schema is text the model reads). The names under a schema's
         `properties` (and `$defs`...) are text too, scan only. `encrypted_*` values are opaque to us."""
@@ -67,7 +76,7 @@ class Labeller:
                     self._key_names(item, at, trust, prov, role)
                 top = root_skip if len(at) == root else frozenset()
                 stack.extend(((*at, k), v) for k, v in reversed(item.items())
-                             if (k not in skip or isinstance(v, dict)) and k not in top)
+                             if (k not in skip or isinstance(v, dict) or _prose(v)) and k not in top)
             elif isinstance(item, list):
                 stack.extend(((*at, i), v) for i, v in reversed(list(enumerate(item))))
 

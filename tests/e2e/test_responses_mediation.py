@@ -74,6 +74,12 @@ def _schema(**leaf: Any) -> dict[str, Any]:
         INJECTION: {"type": "string"}}}}}}, f"text.format.schema.properties.{INJECTION}"),
     ({"text": {"format": {"type": "json_schema", "name": "r", "schema": _schema(name=INJECTION)}}},
      "text.format.schema.properties.q.name"),
+    # Structure keywords holding prose: a `pattern` or a `required` entry written as a sentence.
+    ({"tools": [{"type": "function", "name": "lookup", "parameters": _schema(pattern=INJECTION)}]},
+     "tools.0.parameters.properties.q.pattern"),
+    ({"tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object", "required": [INJECTION],
+                                                                      "properties": {}}}]},
+     "tools.0.parameters.required.0"),
 ])
 def test_definitions_and_output_schemas_are_scanned_and_covered(
         scanning: ProxyHandle, extra: dict[str, Any], item: str) -> None:
