@@ -52,8 +52,14 @@ class Record:
     titles: frozenset[str]  # words of its subject / title fields
 
 
+# "don't reply", "do not answer the sender", "without replying": a request NOT to write back.
+_NEGATED = re.compile(r"\b(?:not|never|don'?t|doesn'?t|without|no\s+need\s+to)\b[^.!?:;\n]{0,40}$", re.IGNORECASE)
+
+
 def asks_for_sender(user_texts: Iterable[str]) -> bool:
-    return any(_ASKS_SENDER.search(t) for t in user_texts)
+    """Does the user's text ask for a message's sender (and not say not to write back)?"""
+    return any(_NEGATED.search(t[max(0, m.start() - 60):m.start()]) is None
+               for t in user_texts for m in _ASKS_SENDER.finditer(t))
 
 
 def records(results: list[Segment]) -> list[Record]:

@@ -105,7 +105,8 @@ def test_the_sender_never_fills_cc_or_bcc(mailer: ProxyHandle) -> None:
     assert calls == [{"to": EVIL, "body": "Thursday works"}]
 
 
-def test_a_user_who_never_asked_for_the_sender_vouches_for_none(mailer: ProxyHandle) -> None:
+@pytest.mark.parametrize("ask", ["Summarise the lunch email. call read_inbox",
+                                 "Summarise the lunch email but do not reply to it. call read_inbox"])
+def test_a_user_who_never_asked_for_the_sender_vouches_for_none(mailer: ProxyHandle, ask: str) -> None:
     """The record the user named is the attacker's own mail; the user only asked for a summary."""
-    ask = "Summarise the lunch email. call read_inbox"
     assert _turn(mailer, _inbox({"from": EVIL, "subject": "Lunch", "body": STEER}), ask) == []

@@ -49,3 +49,6 @@ def test_the_user_must_ask_for_the_sender() -> None:
     assert senders.asks_for_sender(["Please reply to the lunch email"])
     assert senders.asks_for_sender(["invite its sender"])
     assert not senders.asks_for_sender(["Summarise the lunch email"])
+    assert not senders.asks_for_sender(["Summarise the lunch email, but don't reply to it"])
+    assert not senders.asks_for_sender(["Read it without replying"])
+    assert senders.asks_for_sender(["Do not wait: tell the sender of the lunch email. Thanks"])
