@@ -11,9 +11,10 @@ field of the one record the user pointed at:
   key of their own at their top level; text inside a field (a body saying `from: x`, a JSON string
   in a body) is never a record, and a record with a key written twice is not one either;
 - the record is designated by the user's text only: the one record whose subject or title shares a
-  word with the user's text, else an ordinal ("the first poster") when all records come from one
-  result, else the only record there is. Bodies never take part, so injected text cannot move the
-  designation; a second matching record makes it ambiguous, and ambiguity vouches for nothing.
+  word with the user's text, else an ordinal ("the first poster", or "the latest email" when every
+  record has one ISO date) when all records come from one result, else the only record there is.
+  Bodies never take part, so injected text cannot move the designation; a second matching record
+  makes it ambiguous, and ambiguity vouches for nothing.
 
 Pure functions over the data model; linear in the results' size.
 """
@@ -36,6 +37,9 @@ _ASKS_SENDER = re.compile(r"\b(?:sender|author|poster|who\s+(?:posted|sent|wrote
                           re.IGNORECASE)
 # "the first poster", "the first email": an ordinal naming a record, not "first, read my inbox".
 _FIRST = re.compile(r"\bfirst\s+(?:person|poster|post|message|e-?mail|mail|one|sender|author)\b", re.IGNORECASE)
+_LATEST = re.compile(r"\b(?:latest|newest|most\s+recent)\s+(?:e-?mail|mail|message|post|one)\b", re.IGNORECASE)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]00:?00)?)?")  # UTC or no zone: comparable as text
+_DATES = frozenset({"date", "received", "received_at", "sent", "sent_at", "timestamp", "time", "created_at"})
 _WORD = re.compile(r"[a-z]{4,}")
 # Words every request uses: they name no message.
 _GENERIC = frozenset({"call", "read", "send", "email", "mail", "message", "inbox", "channel", "with", "then",
@@ -50,6 +54,7 @@ class Record:
     position: int  # its place in that result
     sender: tuple[Token, ...]
     titles: frozenset[str]  # words of its subject / title fields
+    date: str | None = None  # an ISO date field, for "the latest email"
 
 
 # "don't reply", "do not answer the sender", "without replying": a request NOT to write back.
@@ -75,7 +80,10 @@ def records(results: list[Segment]) -> list[Record]:
             if len(senders) != 1:  # no sender, or two different claims: not a record we can read
                 continue
             titles = " ".join(v for k, v in item.items() if str(k).lower() in _TITLES and isinstance(v, str))
-            out.append(Record(n, position, canon.canonical(senders[0]), frozenset(_WORD.findall(titles.lower()))))
+            dates = [v for k, v in item.items() if str(k).lower() in _DATES and isinstance(v, str)
+                     and _ISO_DATE.fullmatch(v.strip())]
+            out.append(Record(n, position, canon.canonical(senders[0]), frozenset(_WORD.findall(titles.lower())),
+                              dates[0].strip().replace(" ", "T") if len(dates) == 1 else None))
     return out
 
 
@@ -88,8 +96,13 @@ def designated(found: list[Record], user_texts: list[str]) -> Record | None:
     matching = [r for r in found if r.titles & words]
     if matching:
         return matching[0] if len(matching) == 1 else None
-    if len({r.result for r in found}) == 1 and _FIRST.search(text) and found[0].position == 0:
+    one_result = len({r.result for r in found}) == 1
+    if one_result and _FIRST.search(text) and found[0].position == 0:
         return found[0]
+    if one_result and _LATEST.search(text) and all(r.date for r in found):
+        newest = max(str(r.date) for r in found)
+        latest = [r for r in found if r.date == newest]
+        return latest[0] if len(latest) == 1 else None
     return found[0] if len(found) == 1 else None
 
 

@@ -52,3 +52,14 @@ def test_the_user_must_ask_for_the_sender() -> None:
     assert not senders.asks_for_sender(["Summarise the lunch email, but don't reply to it"])
     assert not senders.asks_for_sender(["Read it without replying"])
     assert senders.asks_for_sender(["Do not wait: tell the sender of the lunch email. Thanks"])
+
+
+def test_the_latest_email_is_the_one_with_the_newest_date_and_needs_every_date() -> None:
+    mails = [{"from": "old@x.example", "date": "2026-11-02T09:00:00Z", "body": "a"},
+             {"from": "new@x.example", "date": "2026-12-01T08:00:00Z", "body": "b"}]
+    newest = canon.canonical("new@x.example")[0]
+    assert _sender([json.dumps(mails)], "reply to the sender of the latest email") == newest
+    undated = [mails[0], {"from": "new@x.example", "body": "b"}]
+    assert _sender([json.dumps(undated)], "reply to the sender of the latest email") is None
+    tie = [mails[1], mails[1] | {"from": "evil@x.example"}]
+    assert _sender([json.dumps(tie)], "reply to the sender of the latest email") is None
