@@ -8,8 +8,10 @@ before the clock starts; each loop is bounded by a request count and a deadline.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -69,13 +71,14 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _worker(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes,
+async def _worker(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], requests: Iterator[bytes],
                   count: int, deadline: float, latencies: list[float], errors: list[int]) -> None:
     reader, writer = conn
     try:
         for _ in range(count):
             if time.perf_counter() > deadline:
                 return
+            request = next(requests)
             start = time.perf_counter()
             writer.write(request)
             try:
@@ -91,15 +94,23 @@ async def _worker(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], reque
         writer.close()
 
 
-async def run(label: str, url: str, body: bytes, concurrency: int, total: int,
+async def run(label: str, url: str, body: bytes | Sequence[bytes], concurrency: int, total: int,
               max_seconds: float = 60.0, headers: dict[str, str] | None = None) -> Result:
-    host, port, request = build_request(url, body, headers)
+    """Send `total` requests over `concurrency` connections: `body` every time, or each body of a
+    sequence once, in order (at least as many as the requests sent; every request is built before
+    the clock starts, so the client's cost per request is the same either way)."""
+    per_worker = max(1, total // concurrency)
+    bodies = [body] if isinstance(body, bytes) else list(body)
+    if len(bodies) > 1 and len(bodies) < per_worker * concurrency:
+        raise ValueError(f"{len(bodies)} bodies for {per_worker * concurrency} requests")
+    built = [build_request(url, b, headers) for b in bodies]
+    host, port = built[0][0], built[0][1]
+    requests = itertools.repeat(built[0][2]) if len(built) == 1 else iter([r for _, _, r in built])
     latencies: list[float] = []
     errors: list[int] = []
-    per_worker = max(1, total // concurrency)
     conns = [await asyncio.open_connection(host, port) for _ in range(concurrency)]
     start = time.perf_counter()
     await asyncio.gather(*(
-        _worker(conn, request, per_worker, start + max_seconds, latencies, errors) for conn in conns
+        _worker(conn, requests, per_worker, start + max_seconds, latencies, errors) for conn in conns
     ))
     return Result(label, concurrency, latencies, len(errors), time.perf_counter() - start)

@@ -6,8 +6,11 @@ to the full default pipeline one layer at a time, then drives every target with 
 client in interleaved rounds so machine drift hits all alike. For each target it prints the server
 process's CPU time per request (utime + stime of the whole process tree: the steadiest figure on a
 shared machine), its ratio to the floor's, p50 / p99, the latency added over direct, and req/s.
-The request is a ~4 KB conversation with a tool call and a tool result. Loopback only; every loop
-is bounded.
+The request is a ~4 KB conversation with a tool call and a tool result; each request's user
+message is new (same size, numbered; history resent, as in real traffic), so per-text caches such
+as the injection stage's scan cache are not credited with text they never saw. One more row sends
+the default pipeline the identical request every time (what those caches make of a pure resend).
+Every body is built before the clock starts. Loopback only; every loop is bounded.
 
     python bench/overhead.py [--conc 1,8,32] [--n 400] [--rounds 2] [--workers 1] [--only a,b]
 """
@@ -36,6 +39,7 @@ from loadclient import Result, run
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).parent
 DEFAULT_STAGES = ["limits", "quarantine", "injection", "tool_scope", "segregation", "output_leak"]
+RESENT = "default pipeline (identical request resent)"
 
 
 def conversation() -> bytes:
@@ -55,12 +59,33 @@ def conversation() -> bytes:
     return json.dumps(body).encode()
 
 
+MODES = {  # how each request's text differs from the one before
+    "new": "a new last user message (history resent, as in real traffic)",
+    "resent": "the identical request resent (every per-text cache hits)",
+    "all-new": "every message new, system prompt too (nothing seen before)",
+}
+
+
+def variant(raw: bytes, i: int, mode: str) -> bytes:
+    """Request `i` of a mode: the same size and shape, with the mode's text made new."""
+    if mode == "resent":
+        return raw
+    body = json.loads(raw)
+    messages = body["messages"] if mode == "all-new" else [
+        next(m for m in reversed(body["messages"]) if m["role"] == "user")]
+    for message in messages:
+        if isinstance(message.get("content"), str):
+            message["content"] = f"{message['content'][:-9]} #{i:07d}"
+    return json.dumps(body).encode()
+
+
 @dataclass
 class Config:
-    """One proxy configuration: a label and the environment that makes it."""
+    """One proxy configuration: a label, the environment that makes it and what it is sent."""
 
     label: str
     env: dict[str, str]
+    mode: str = "new"
 
 
 def configurations(workers: int) -> list[Config]:
@@ -74,6 +99,8 @@ def configurations(workers: int) -> list[Config]:
         label = "default pipeline" if i == len(DEFAULT_STAGES) else f"+ {DEFAULT_STAGES[i - 1]}"
         configs.append(Config(label, {"OTEL_SDK_DISABLED": "false", "GUARDPROXY_EVIDENCE__ENABLED": "true",
                                       "GUARDPROXY_STAGES": stages}))
+    # The same proxy sent the identical request every time: what per-text caches make of it.
+    configs.append(Config(RESENT, dict(configs[-1].env), mode="resent"))
     if workers > 1:
         for c in configs:
             c.env["GUARDPROXY_WORKERS"] = str(workers)
@@ -108,6 +135,7 @@ class Target:
     label: str
     url: str
     pid: int | None  # None: not ours to measure (the upstream when called directly)
+    mode: str = "new"
     cpu_s: float = 0.0
     requests: int = 0
     runs: dict[int, list[Result]] = field(default_factory=lambda: defaultdict(list))
@@ -136,23 +164,37 @@ def start_targets(configs: list[Config], upstream: str, evidence_root: Path) -> 
         proc = start([str(BIN / "guardproxy"), "serve", "--port", str(port), "--upstream", upstream], env)
         procs.append(proc)
         wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
-        targets.append(Target(config.label, f"http://127.0.0.1:{port}/v1/chat/completions", proc.pid))
+        targets.append(Target(config.label, f"http://127.0.0.1:{port}/v1/chat/completions", proc.pid, config.mode))
     return targets, procs
 
 
 async def measure(targets: list[Target], conc: list[int], n: int, rounds: int) -> None:
-    body = conversation()
+    raw = conversation()
+    # Every request a target gets in this run is numbered apart from every other it gets (warm-ups
+    # too), so no per-text cache sees a "new" request's text twice; all bodies are built here,
+    # before any clock starts. Targets are separate processes: they share the same sequence.
+    total = len(conc) * (min(n, 100) + rounds * n)
+    bodies = {mode: [variant(raw, i, mode) for i in range(total)]
+              for mode in {t.mode for t in targets} - {"resent"}}
+
+    def sent(t: Target, offset: int, k: int) -> bytes | list[bytes]:
+        return raw if t.mode == "resent" else bodies[t.mode][offset:offset + k]
+
+    offset = 0
     for c in conc:
+        warm = min(n, 100)
         for t in targets:  # warm-up: caches, connection pools, lazy imports
-            await run(t.label, t.url, body, c, min(n, 100))
+            await run(t.label, t.url, sent(t, offset, warm), c, warm)
+        offset += warm
         for r in range(rounds):
             for t in targets if r % 2 == 0 else list(reversed(targets)):
                 before = cpu_seconds(t.pid) if t.pid else 0.0
-                result = await run(t.label, t.url, body, c, n)
+                result = await run(t.label, t.url, sent(t, offset, n), c, n)
                 if t.pid:
                     t.cpu_s += cpu_seconds(t.pid) - before
                     t.requests += len(result.latencies_ms) + result.errors
                 t.runs[c].append(result)
+            offset += n
 
 
 def merged(rs: list[Result]) -> Result:
@@ -164,7 +206,8 @@ def report(targets: list[Target], conc: list[int], workers: int) -> None:
     floor = targets[1]
     c1 = conc[0]
     print(f"\nbody={len(conversation())} bytes; {workers} proxy worker(s); {os.cpu_count()} cores; "
-          f"latency columns at c={c1}; CPU is the server's process tree over every measured request\n")
+          f"latency columns at c={c1}; CPU is the server's process tree over every measured request; "
+          f"every request has {MODES['new']} unless its row says otherwise\n")
     rps_head = " / ".join(f"c={c}" for c in conc)
     print(f"| target | CPU µs/req | x floor | p50 ms | p99 ms | added p50 | added p99 | req/s {rps_head} | errors |")
     print("|---|---|---|---|---|---|---|---|---|")

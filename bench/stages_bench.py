@@ -36,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from overhead import DEFAULT_STAGES, conversation
+from overhead import DEFAULT_STAGES, MODES, conversation, variant
 
 from proxy.guards.registry import build_pipeline
 from proxy.model import Exchange, Phase, Timings
@@ -129,26 +129,6 @@ async def one(pipeline: Pipeline, policies: PolicyStore, raw: bytes, answer: byt
         if verdict.kind.value == "transform" and exchange.output is not None:
             data = json.dumps(OPENAI.render_output(parsed, exchange.output)).encode()
     assert data
-
-
-MODES = {  # how each request's text differs from the one before
-    "new": "a new last user message (history resent, as in real traffic)",
-    "resent": "the identical request resent (every per-text cache hits)",
-    "all-new": "every message new, system prompt too (nothing seen before)",
-}
-
-
-def variant(raw: bytes, i: int, mode: str) -> bytes:
-    """Request `i` of a mode: the same size and shape, with the mode's text made new."""
-    if mode == "resent":
-        return raw
-    body = json.loads(raw)
-    messages = body["messages"] if mode == "all-new" else [
-        next(m for m in reversed(body["messages"]) if m["role"] == "user")]
-    for message in messages:
-        if isinstance(message.get("content"), str):
-            message["content"] = f"{message['content'][:-9]} #{i:07d}"
-    return json.dumps(body).encode()
 
 
 async def drive(pipeline: Pipeline, policies: PolicyStore, n: int, clock: Clock, mode: str, run: int) -> None:
