@@ -18,6 +18,7 @@ from typing import Any
 from proxy.errors import ConfigError
 from proxy.guards.neutralise import NOTHING_SEGREGATED, all_indirect, neutralise, segregates, where
 from proxy.model import Action, Decision, Exchange, Finding, Phase, Severity, Verdict, VerdictKind
+from proxy.rules.engine import scan_deadline
 from proxy.rules.findings import DEFAULT_ACTIONS, Context, decide, scan_segments
 from proxy.rules.store import RuleStore
 from proxy.settings import Settings
@@ -25,6 +26,7 @@ from proxy.settings import Settings
 # Scans below this many characters run inline: measured well under a millisecond, cheaper than
 # a thread hop. Larger ones go to a worker thread so the event loop keeps serving.
 INLINE_MAX_CHARS = 16_384
+SCAN_BUDGET_S = 2.0  # the default stage timeout: a scan never outlives the stage that waits for it
 
 
 class InjectionGuard:
@@ -38,8 +40,10 @@ class InjectionGuard:
         shadow_clients: frozenset[str] = frozenset(),
         inline_max_chars: int = INLINE_MAX_CHARS,
         indirect: Action = Action.NEUTRALISE,
+        scan_budget_s: float = SCAN_BUDGET_S,
     ) -> None:
         self.store = store
+        self.scan_budget_s = scan_budget_s
         self.indirect = indirect  # what a blocking finding in retrieved content does: neutralise | block
         self.actions = dict(actions or DEFAULT_ACTIONS)
         self.shadow_clients = shadow_clients
@@ -83,7 +87,10 @@ class InjectionGuard:
     def _scan(self, exchange: Exchange) -> list[Finding]:
         live = self.store.live  # one snapshot per request, even if a reload lands meanwhile
         ctx = Context(client=exchange.client, shadow_client=self._shadow(exchange))
-        return scan_segments(live.engine, exchange.conversation.segments, live.suppressor, ctx)
+        # Past the budget the scan stops and raises: the stage fails closed (or open, as configured)
+        # and the worker thread is freed, instead of reading hostile text for tens of seconds.
+        with scan_deadline(self.scan_budget_s):
+            return scan_segments(live.engine, exchange.conversation.segments, live.suppressor, ctx)
 
     def _block(self, exchange: Exchange, findings: list[Finding], decision: Decision) -> Verdict:
         actions = self._actions_for(exchange)
@@ -149,7 +156,7 @@ def _actions(raw: Any) -> dict[Severity, Action]:
 
 def build(settings: Settings, options: dict[str, Any]) -> InjectionGuard:
     """Registry factory; loads the rule set now so a broken one fails start-up loudly."""
-    known = {"rules_dir", "actions", "shadow_clients", "inline_max_chars", "indirect"}
+    known = {"rules_dir", "actions", "shadow_clients", "inline_max_chars", "indirect", "scan_budget_s"}
     unknown = set(options) - known
     if unknown:
         raise ConfigError(f"stage 'injection': unknown option(s) {', '.join(sorted(unknown))}")
@@ -161,6 +168,7 @@ def build(settings: Settings, options: dict[str, Any]) -> InjectionGuard:
         shadow_clients=frozenset(options.get("shadow_clients") or ()),
         inline_max_chars=int(options.get("inline_max_chars", INLINE_MAX_CHARS)),
         indirect=_indirect(options.get("indirect", "neutralise")),
+        scan_budget_s=_budget(options.get("scan_budget_s", SCAN_BUDGET_S)),
     )
 
 
@@ -168,3 +176,10 @@ def _indirect(value: Any) -> Action:
     if value not in ("neutralise", "block"):
         raise ConfigError(f"stage 'injection': option 'indirect' must be neutralise or block, got {value!r}")
     return Action(value)
+
+
+def _budget(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 600:
+        raise ConfigError(f"stage 'injection': option 'scan_budget_s' must be a number of seconds in (0, 600], "
+                          f"got {value!r}")
+    return float(value)

@@ -10,7 +10,10 @@ as much as it would alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +32,42 @@ if TYPE_CHECKING:
 
 MAX_SPANS_PER_RULE = 8
 SET_CHUNK = 400  # patterns per RE2 set; see _Compiled
+# Text crafted so that each stretch is new to RE2's DFA (the rules' key words among random letters)
+# makes a pattern set build states as it reads: about 0.1 MB/s of CPU instead of tens of MB/s. So a
+# long text is matched piece by piece against the caller's deadline (`scan_deadline`), and a scan
+# that runs past it stops with ScanBudgetExceeded instead of holding a core for tens of seconds.
+# Pieces overlap by far more than any rule's match spans, so the pieces find what the whole would.
+PIECE_CHARS = 32_768
+PIECE_OVERLAP = 2_048
+_deadline: ContextVar[float | None] = ContextVar("scan_deadline", default=None)
+
+
+class ScanBudgetExceeded(Exception):
+    """A scan ran past its deadline: the text was not fully read (the stage fails closed)."""
+
+
+@contextmanager
+def scan_deadline(seconds: float) -> Iterator[None]:
+    """Scans in this context (and in threads started from it) stop after `seconds`."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """`text`, or overlapping pieces of it when it is long and a deadline applies."""
+    deadline = _deadline.get()
+    if deadline is None or len(text) <= PIECE_CHARS:
+        yield text
+        return
+    step = PIECE_CHARS - PIECE_OVERLAP
+    for start in range(0, len(text) - PIECE_OVERLAP, step):
+        if time.monotonic() > deadline:
+            raise ScanBudgetExceeded(
+                f"the rule scan ran past its deadline at character {start:,} of a {len(text):,}-character text")
+        yield text[start : start + PIECE_CHARS]
 # Window for composite scores in retrieved text; a user's own prompt is scored as a whole.
 UNTRUSTED_WINDOW_CHARS = 800
 
@@ -103,7 +142,8 @@ class _Compiled:
             return [], frozenset()
         out: list[tuple[Rule, int, int]] = []
         found: set[str] = set()
-        indices = [offset + i for offset, chunk in self.sets for i in chunk.Match(text) or ()]
+        indices = list(dict.fromkeys(offset + i for piece in _pieces(text) for offset, chunk in self.sets
+                                     for i in chunk.Match(piece) or ()))
         for index in indices:
             if index >= len(self.owners):
                 found.add(self.hint_names[index - len(self.owners)])
