@@ -20,7 +20,7 @@ from typing import Any
 
 from proxy.evidence.bundle import Kept, build, new_id
 from proxy.evidence.checkpoint import Checkpointer, signing_key
-from proxy.evidence.redact import BundleRedactor
+from proxy.evidence.redact import BundleRedactor, CleanTexts
 from proxy.evidence.seal import Sealer
 from proxy.evidence.store import Store, open_store
 from proxy.evidence.writer import EvidenceWriter, Job, Retention
@@ -64,6 +64,7 @@ class EvidenceRecorder:
         self._checkpoints: asyncio.Task[None] | None = None
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="guardproxy-evidence-build")
         self._warming: asyncio.Future[None] | None = None
+        self.clean = CleanTexts()  # texts earlier bundles found nothing to redact in
 
     def begin(self, exchange: Exchange) -> None:
         if exchange.evidence_id is None and (flagged(exchange) or self.rng() < self.sample_rate):
@@ -93,7 +94,7 @@ class EvidenceRecorder:
             exchange.evidence_id = None
 
     def _build(self, exchange: Exchange, evidence_id: str, kept: Kept, versions: dict[str, Any]) -> dict[str, Any]:
-        redactor = BundleRedactor(self.analyzer, protected_texts(exchange))
+        redactor = BundleRedactor(self.analyzer, protected_texts(exchange), self.clean)
         sealed = self.sealer.seal(raw_copy(exchange)) if self.sealer is not None else None
         return build(exchange, evidence_id, kept, redactor, versions, sealed)
 

@@ -10,6 +10,7 @@ incident.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -99,11 +100,47 @@ def scrub_credentials(text: str, vault: Vault) -> tuple[str, int]:
     return vault.replace(text, hits), len(hits)
 
 
+class CleanTexts:
+    """Texts redaction found nothing in (no credential, no PII, no address): shared by the bundles
+    one recorder builds, so a text resent with every request (system prompt, tool documents,
+    schemas) is scanned once, not once per bundle. A clean text comes out as it went in whatever
+    the bundle protects or has numbered, so the answer holds for every bundle; it depends only on
+    the analyzer, which is fixed for the recorder's life (rules and policies play no part). Bounded
+    by the characters it holds: when full it starts again empty."""
+
+    def __init__(self, max_chars: int = 4_000_000, max_texts: int = 50_000) -> None:
+        self.max_chars = max_chars
+        self.max_texts = max_texts
+        self._texts: set[str] = set()
+        self._chars = 0
+        self._lock = threading.Lock()  # bundles are built in the builder and writer threads
+
+    def __contains__(self, text: str) -> bool:
+        return text in self._texts
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def add(self, text: str) -> None:
+        if len(text) > self.max_chars:
+            return
+        with self._lock:
+            if text in self._texts:
+                return
+            if self._chars + len(text) > self.max_chars or len(self._texts) >= self.max_texts:
+                self._texts = set()
+                self._chars = 0
+            self._texts.add(text)
+            self._chars += len(text)
+
+
 class BundleRedactor:
     """Redacts every string of one bundle with one vault; remembers counts, never values."""
 
-    def __init__(self, analyzer: PiiAnalyzer | None, protected: Iterable[str] = ()) -> None:
+    def __init__(self, analyzer: PiiAnalyzer | None, protected: Iterable[str] = (),
+                 clean: CleanTexts | None = None) -> None:
         self.analyzer = analyzer
+        self.clean = clean  # texts earlier bundles found nothing in (same analyzer)
         self.vault = Vault(EVIDENCE_STYLE)
         # Rule matches stay readable; tiny ones would protect half the text, so skip them. Every
         # text of the bundle is searched for each, so their number is bounded: past the cap (a
@@ -125,19 +162,27 @@ class BundleRedactor:
         done = self._done.get(text)
         if done is not None:
             return done
+        if self.clean is not None and text in self.clean:
+            return text
         out, found = scrub_credentials(text, self.vault)
         self.credentials += found
+        clean = found == 0
         if self.analyzer is not None and self.analyzer.candidates(out):
             keep = Taken(len(out))
             for ks, ke in self._protected_spans(out):
                 keep.take(ks, ke)
-            hits = [h for h in (_narrow(out, h, keep) for h in self.analyzer.analyze(out))
+            analysed = self.analyzer.analyze(out)
+            # Nothing recognised and no address at all: clean whatever this bundle protects.
+            clean = clean and not analysed and not emails(out)
+            hits = [h for h in (_narrow(out, h, keep) for h in analysed)
                     if h is not None and not _is_placeholder(out, h)]
             if "EMAIL_ADDRESS" in self.analyzer.entities:
                 hits += _emails_missed(out, hits, keep)
             hits = [h for h in hits if out[h.start : h.end] not in self.payload_values]
             self.pii += len(hits)
             out = self.vault.replace(out, hits)
+        if clean and self.clean is not None:
+            self.clean.add(text)
         self._done[text] = out
         return out
 
