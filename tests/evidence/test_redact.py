@@ -3,9 +3,9 @@ hosts stay readable."""
 
 from __future__ import annotations
 
-import pytest
-
 from typing import Any
+
+import pytest
 
 from proxy.evidence.redact import BundleRedactor, CleanTexts
 from proxy.pii.analyzer import PiiAnalyzer, PiiHit, shared_analyzer
