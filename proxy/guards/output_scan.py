@@ -168,6 +168,8 @@ class OverlapScan:
                 self._pos = len(text)
             if low:
                 self._advance(text, start, low, hits)
+        else:
+            self._pos = len(text)  # no word at all (a run of punctuation): nothing here to read again
         if final and self._run is not None:
             hits.append(self._close_run())
         return hits, self._partial()

@@ -121,6 +121,8 @@ def _client(entry: dict[str, Any]) -> ClientPolicy:
         detection_mode=entry.get("detection_mode", base.detection_mode),
         quarantine=QuarantineRule(**(entry.get("quarantine") or {})),
         mcp=_mcp(entry.get("mcp") or {}),
+        answer_links=entry.get("answer_links"),
+        link_hosts=tuple(entry.get("link_hosts") or ()),
     )
 
 

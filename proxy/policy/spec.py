@@ -85,6 +85,8 @@ class ClientPolicy:
     detection_mode: str = "enforce"
     quarantine: QuarantineRule = field(default_factory=QuarantineRule)
     mcp: McpAccess = field(default_factory=McpAccess)
+    answer_links: str | None = None  # output_leak's mode for answer links (None: the stage's own)
+    link_hosts: tuple[str, ...] = ()  # hosts an answer may link to even when only retrieved content named them
 
     def allows(self, tool: str) -> bool:
         return self.tools is None or tool in self.tools

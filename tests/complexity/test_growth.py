@@ -197,6 +197,13 @@ STREAMED = {
     "prose": lambda n: (SENTENCE * (n // len(SENTENCE) + 1))[:n],
     "one endless word": lambda n: "a" * n,
     "an image never closed": lambda n: "![x](https://attacker.example/?q=" + "a" * n,
+    # The answer-link check (the conversation is tainted): URLs to unvouched hosts, one that never
+    # ends, a host that never ends, punctuation that may yet belong to a URL, schemes without hosts.
+    "links to unvouched hosts": lambda n: ("see https://evil.example/a and https://wiki.example.com/b " * n)[:n],
+    "a URL never ending": lambda n: "https://evil.example/" + "a" * n,
+    "a host never ending": lambda n: "https://" + "a" * n,
+    "punctuation after a URL": lambda n: "https://evil.example" + "." * n,
+    "schemes without hosts": lambda n: ("https://" * n)[:n],
 }
 
 
