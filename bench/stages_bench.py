@@ -13,7 +13,12 @@ measured honestly: by default its last user message is new (history resent, as r
 beside the identical request resent (what such caches make of `overhead.py`'s repeated request);
 `--modes all-new` makes every message new, the system prompt too.
 
+`--answer-link` appends a sentence with two links to the answer (one to a host only the
+retrieved report names, one to a host the user named): the cost of output_leak's answer-link
+check on a tainted request whose answer has links, beside the default answer that has none.
+
     .venv/bin/python bench/stages_bench.py [--n 3000] [--modes new,resent,all-new] [--stages ...] [--profile]
+        [--answer-link]
 """
 
 from __future__ import annotations
@@ -52,11 +57,18 @@ TARGET_STAGES_US = 300.0
 Samples = dict[str, list[int]]
 
 
-def simulated_answer(body: dict[str, Any]) -> bytes:
+LINKS = (" Details: https://reports.evil.example/q3?id=7 and the summary at "
+         "https://finance.corp.example/q3.")
+
+
+def simulated_answer(body: dict[str, Any], link: bool = False) -> bytes:
     """What the simulated upstream answers to `body` (as the overhead benchmark sees it)."""
     transcript = read_transcript(body)
     reply = replies.build_reply(body, transcript, decide(transcript))
-    return json.dumps(replies.chat_completion(reply, body["model"])).encode()
+    answer = replies.chat_completion(reply, body["model"])
+    if link:
+        answer["choices"][0]["message"]["content"] += LINKS
+    return json.dumps(answer).encode()
 
 
 class Step:
@@ -131,9 +143,14 @@ async def one(pipeline: Pipeline, policies: PolicyStore, raw: bytes, answer: byt
     assert data
 
 
-async def drive(pipeline: Pipeline, policies: PolicyStore, n: int, clock: Clock, mode: str, run: int) -> None:
+async def drive(pipeline: Pipeline, policies: PolicyStore, n: int, clock: Clock, mode: str, run: int,
+                link: bool = False) -> None:
     raw = conversation()
-    answer = simulated_answer(json.loads(raw))
+    if link:  # the user names the summary's host: that link is vouched for, the other is not
+        body = json.loads(raw)
+        body["messages"][1]["content"] = "Link the summary on finance.corp.example. " + body["messages"][1]["content"]
+        raw = json.dumps(body).encode()
+    answer = simulated_answer(json.loads(raw), link)
     # Numbered on from earlier runs: no pass re-sends a text another pass has already had judged.
     bodies = [variant(raw, run * (n + 300) + i, mode) for i in range(n + 300)]
     for i in range(min(n, 300)):  # warm-up: lazy imports, caches (never with a measured request's text)
@@ -185,6 +202,7 @@ def main() -> None:
     ap.add_argument("--stages", default=",".join(DEFAULT_STAGES))
     ap.add_argument("--modes", default="new,resent", help=f"comma-separated, of: {', '.join(MODES)}")
     ap.add_argument("--profile", action="store_true", help="cProfile the first mode's measured loop")
+    ap.add_argument("--answer-link", action="store_true", help="the answer carries two links (see above)")
     args = ap.parse_args()
     stages = [s for s in args.stages.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
@@ -202,12 +220,12 @@ def main() -> None:
         # then the pipeline as it runs in the proxy, with no per-stage timer inside it.
         per_stage, whole = Clock(per_stage=True), Clock(per_stage=False)
         pipeline.stage_hook = per_stage.stage
-        asyncio.run(drive(pipeline, policies, args.n, per_stage, mode, 2 * number))
+        asyncio.run(drive(pipeline, policies, args.n, per_stage, mode, 2 * number, args.answer_link))
         pipeline.stage_hook = whole.stage
         prof = cProfile.Profile() if args.profile and mode == modes[0] else None
         if prof is not None:
             prof.enable()
-        asyncio.run(drive(pipeline, policies, args.n, whole, mode, 2 * number + 1))
+        asyncio.run(drive(pipeline, policies, args.n, whole, mode, 2 * number + 1, args.answer_link))
         if prof is not None:
             prof.disable()
             pstats.Stats(prof).sort_stats("tottime").print_stats(int(os.environ.get("TOP", "40")))

@@ -23,8 +23,10 @@ from proxy.settings import load_settings
 
 
 def stages(detect: bool) -> list[dict[str, Any]]:
-    names = ["limits", "injection", "tool_scope", "segregation"] if detect else ["limits", "tool_scope", "segregation"]
-    return [{"name": n} for n in names]
+    # The default pipeline without quarantine (every pair replays a known payload: it would lock the
+    # key out); output_leak judges the answer itself, where answer steering lands.
+    names = ["limits", "injection", "tool_scope", "segregation", "output_leak"]
+    return [{"name": n} for n in names if detect or n != "injection"]
 
 
 def simulate(*, detect: bool, taint_mode: str, suites: list[str] | None, limit: int | None,

@@ -19,30 +19,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from proxy.guards.output_scan import Hit
 
 NOTICE = "[link removed by guardproxy: its host was named only by retrieved content]"
-_NAME = re.compile(r"[A-Za-z0-9.-]+")  # one character class: matching is linear
+# A dotted name, starting only where a name can start (so each word is read once: linear).
+_NAME = re.compile(r"(?<![a-z0-9.-])[a-z0-9-]+(?:\.[a-z0-9-]+)+")
 _AUTHORITY_STOP = re.compile(r"[/?#\s<>\"'`()\[\]{}|\\^]")
 _URL_STOP = re.compile(r"[\s<>\"'`)\]{}|\\^]")
 _TRAILING = ".,;:!?*_~"  # sentence punctuation after a URL is not part of it
 _MAX_TRAILING = 64
 _MAX_AUTHORITY = 512  # an authority still growing past this is judged as it stands (not vouched)
-_SCHEME_TAILS = ("http:", "https:", "http:/", "https:/")  # a scheme the next delta may complete
+SCHEME_TAILS = ("http:", "https:", "http:/", "https:/")  # a scheme the next delta may complete
 
 
 def host_names(texts: Iterable[str]) -> frozenset[str]:
     """Every dotted name in the texts (hosts of URLs, bare domains, e-mail domains), lower-cased."""
-    names: set[str] = set()
-    for text in texts:
-        if "." not in text:
-            continue
-        for token in _NAME.findall(text):
-            token = token.strip(".-").lower()
-            if "." in token:
-                names.add(token)
-    return frozenset(names)
+    return frozenset().union(*(_names_in(text) for text in texts if "." in text))
+
+
+@lru_cache(maxsize=1024)
+def _names_in(text: str) -> frozenset[str]:
+    # The same system prompt comes with every request of an application: read it once.
+    return frozenset(_NAME.findall(text.lower()))
 
 
 def vouched(host: str, names: frozenset[str]) -> bool:
@@ -63,10 +63,8 @@ def vouched(host: str, names: frozenset[str]) -> bool:
 def url_host(authority: str) -> str:
     """The host of a URL authority: without user info and port, lower-cased, no trailing dot."""
     host = authority.rpartition("@")[2]
-    if host.startswith("["):  # an IPv6 literal keeps its colons
-        host = host[: host.find("]") + 1] if "]" in host else host
-    else:
-        host = host.partition(":")[0]
+    # An IPv6 literal keeps its colons; otherwise a colon starts the port.
+    host = host.partition("]")[0] + "]" if host.startswith("[") and "]" in host else host.partition(":")[0]
     return host.lower().rstrip(".")
 
 
@@ -116,7 +114,7 @@ class LinkScan:
             search = end
         # "://" may straddle this delta and the next; the scheme before it is read back then.
         self._pos = max(search, n - 2)
-        return hits, not final and text.endswith(_SCHEME_TAILS)
+        return hits, not final and text.endswith(SCHEME_TAILS)
 
     @staticmethod
     def _url_end(text: str, start: int, final: bool) -> tuple[int, bool]:

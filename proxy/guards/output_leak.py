@@ -25,11 +25,12 @@ import dataclasses
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.errors import ConfigError
-from proxy.guards.answer_links import NOTICE, LinkScan, host_names, vouched
+from proxy.guards.answer_links import NOTICE, SCHEME_TAILS, LinkScan, host_names, vouched
 from proxy.guards.base import Redaction, StreamAction
 from proxy.guards.output_scan import BeaconScan, CanaryScan, Hit, OverlapScan
 from proxy.model import (
@@ -144,7 +145,7 @@ class OutputLeakGuard:
         trusted = [s.text for s in exchange.conversation.segments
                    if s.trust is Trust.TRUSTED and s.provenance.kind != "guardproxy"]
         return LeakInspector(self, token, OverlapScan(trusted, self.min_words), BeaconScan(self.allowed_hosts),
-                             self._links(exchange), self.link_mode(exchange))
+                             lambda: self._links(exchange))
 
     def link_mode(self, exchange: Exchange) -> str:
         """The key's own mode for answer links, else the stage's."""
@@ -152,20 +153,22 @@ class OutputLeakGuard:
         return own or self.actions.get("links") or DEFAULT_ACTIONS["links"]
 
     def _links(self, exchange: Exchange) -> Links | None:
+        mode = self.link_mode(exchange)
         conv = exchange.received_conversation or exchange.conversation
-        if self.link_mode(exchange) == "off" or not conv.tainted():
+        if mode == "off" or not conv.tainted():
             return None  # a clean conversation's links are the user's and operator's own business
         extra = exchange.client_policy.link_hosts if exchange.client_policy is not None else ()
-        return Links(conv, (*self.allowed_hosts, *extra))
+        return Links(conv, (*self.allowed_hosts, *extra), mode)
 
 
 class Links:
     """The answer-link check of one exchange: vouched-for hosts are gathered only when the answer
     holds a URL, so a tainted answer without one costs nothing more."""
 
-    def __init__(self, conv: Conversation, allowed: tuple[str, ...]) -> None:
+    def __init__(self, conv: Conversation, allowed: tuple[str, ...], mode: str) -> None:
         self.conv = conv
         self.allowed = allowed
+        self.mode = mode
         self._names: frozenset[str] | None = None
         self.scan = LinkScan(self.vouched)
 
@@ -189,10 +192,12 @@ class LeakInspector:
     """One stream's leak checks; implements StreamInspector and RedactingInspector."""
 
     def __init__(self, guard: OutputLeakGuard, token: str | None, overlap: OverlapScan, beacons: BeaconScan,
-                 links: Links | None = None, link_mode: str = "redact") -> None:
+                 links: Callable[[], Links | None] | None = None) -> None:
         self.guard = guard
-        self._links = links
-        self._link_mode = link_mode
+        # The link check is set up when the answer first holds "://" (None: it never will be).
+        self._make_links = links
+        self._links: Links | None = None
+        self._url_from = 0  # where the next look for "://" starts while there is no link check yet
         self._text = ""
         self._canary = CanaryScan(token) if token else None
         self._overlap = overlap if not overlap.empty else None
@@ -249,12 +254,24 @@ class LeakInspector:
             hold |= self._take(hits, partial and not final, "system_prompt")
         hits, partial = self._beacons.scan(self._text)
         hold |= self._take(hits, partial and not final, "exfil")
+        if self._links is None and self._make_links is not None:
+            self._start_links(final)
         if self._links is not None:
             hits, partial = self._links.scan.scan(self._text, final)
             hold |= self._take(hits, partial and not final, "links")
         if self._blocked is not None:
             return StreamAction.BLOCK
         return StreamAction.HOLD if hold else StreamAction.RELEASE
+
+    def _start_links(self, final: bool) -> None:
+        """One `find` per delta until the answer holds "://" (or, streamed, a scheme's "http:" / "https:/"
+        at the tail, which must be held); then the link check starts, from the beginning."""
+        text = self._text
+        if text.find("://", self._url_from) < 0 and (final or not text.endswith(SCHEME_TAILS)):
+            self._url_from = max(len(text) - 2, 0)
+            return
+        make, self._make_links = self._make_links, None
+        self._links = make() if make is not None else None
 
     def _take(self, hits: list[Hit], partial: bool, group: str) -> bool:
         if not hits and not partial:
@@ -279,7 +296,7 @@ class LeakInspector:
 
     def _mode(self, group: str) -> str:
         if group == "links":
-            return self._link_mode
+            return self._links.mode if self._links is not None else "off"
         return self.guard.actions.get(group) or DEFAULT_ACTIONS[group]
 
     def _replacement(self, hit: Hit) -> str:

@@ -75,10 +75,12 @@ def load_policy(path: Path) -> Policy:
 
 
 def _unbool(data: dict[str, Any]) -> None:
-    """YAML 1.1 reads an unquoted `segregation: off` as false; the operator meant "off"."""
+    """YAML 1.1 reads an unquoted `segregation: off` (or `answer_links: off`) as false; the operator
+    meant "off"."""
     for settings in [data.get("defaults"), *(data.get("clients") or [])]:
-        if isinstance(settings, dict) and settings.get("segregation") is False:
-            settings["segregation"] = "off"
+        for key in ("segregation", "answer_links"):
+            if isinstance(settings, dict) and settings.get(key) is False:
+                settings[key] = "off"
 
 
 def _check_vouching(path: Path, node: Any, name: str, spec: dict[str, Any]) -> None:

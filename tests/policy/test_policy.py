@@ -58,6 +58,15 @@ def test_keys_are_required_once_any_is_defined(tmp_path: Path) -> None:
     assert load_policy(tmp_path / "absent.yaml").authenticate(None).name == "default"
 
 
+def test_a_key_sets_its_answer_link_mode_and_hosts(tmp_path: Path) -> None:
+    text = GOOD + "    answer_links: off\n    link_hosts: [status.example.com]\n"
+    client = load_policy(write(tmp_path, text)).authenticate("app-key")
+    assert client.answer_links == "off" and client.link_hosts == ("status.example.com",)
+    assert load_policy(write(tmp_path, GOOD)).authenticate("app-key").answer_links is None  # the stage decides
+    with pytest.raises(ConfigError, match="answer_links"):
+        load_policy(write(tmp_path, GOOD + "    answer_links: drop\n"))
+
+
 @pytest.mark.parametrize(("text", "where"), [
     (GOOD.replace("scope: side_effect", "scope: write"), "policy.yaml:4: field 'tools.send_email.scope'"),
     (GOOD.replace("taint_mode: drop_side_effects", "taint_mode: maybe"), "policy.yaml:6: field 'defaults.taint_mode'"),
