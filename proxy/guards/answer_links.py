@@ -12,7 +12,8 @@ No public-suffix list is consulted: naming `github.io` would vouch for every sit
 the answer streams: it holds the tail while a URL's host is still growing, reports a hit once the
 host is known and not vouched for, and keeps covering that URL's rest as it streams in. Every
 character is read a bounded number of times, so a scan is linear in the answer's length; an answer
-without "://" costs one `str.find` per delta.
+without "://" costs one `str.find` per delta. `Links` is one exchange's check: the scan, the
+vouched-for names (gathered on the first URL) and where an unvouched host came from.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 from proxy.guards.output_scan import Hit
+from proxy.model import Conversation, Provenance, Trust
 
 NOTICE = "[link removed by guardproxy: its host was named only by retrieved content]"
 # A dotted name, starting only where a name can start (so each word is read once: linear).
@@ -128,3 +130,30 @@ class LinkScan:
         if end - back < _MAX_TRAILING:  # a longer run is kept inside: re-reading it per delta is not linear
             end = back
         return end, stop is None and not final
+
+
+class Links:
+    """The answer-link check of one exchange: vouched-for hosts are gathered only when the answer
+    holds a URL, so a tainted answer without one costs nothing more."""
+
+    def __init__(self, conv: Conversation, allowed: tuple[str, ...], mode: str) -> None:
+        self.conv = conv
+        self.allowed = allowed
+        self.mode = mode
+        self._names: frozenset[str] | None = None
+        self.scan = LinkScan(self.vouched)
+
+    def vouched(self, host: str) -> bool:
+        if self._names is None:
+            # The operator's and the user's own words; an assistant turn may repeat an attacker's host.
+            own = (s.text for s in self.conv.segments
+                   if s.trust is not Trust.UNTRUSTED and s.role != "assistant" and s.provenance.kind != "guardproxy")
+            self._names = host_names(own) | {h.lower().strip(".") for h in self.allowed}
+        return vouched(host, self._names)
+
+    def origin(self, host: str) -> Provenance | None:
+        """The retrieved content that named the host (None: nothing in the conversation did)."""
+        for s in self.conv.segments:
+            if s.trust is Trust.UNTRUSTED and host in s.text.lower():
+                return s.provenance
+        return None

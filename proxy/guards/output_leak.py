@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.errors import ConfigError
-from proxy.guards.answer_links import NOTICE, SCHEME_TAILS, LinkScan, host_names, vouched
+from proxy.guards.answer_links import NOTICE, SCHEME_TAILS, Links
 from proxy.guards.base import Redaction, StreamAction
 from proxy.guards.output_scan import BeaconScan, CanaryScan, Hit, OverlapScan
 from proxy.model import (
     Action,
-    Conversation,
     Decision,
     Exchange,
     Finding,
@@ -159,33 +158,6 @@ class OutputLeakGuard:
             return None  # a clean conversation's links are the user's and operator's own business
         extra = exchange.client_policy.link_hosts if exchange.client_policy is not None else ()
         return Links(conv, (*self.allowed_hosts, *extra), mode)
-
-
-class Links:
-    """The answer-link check of one exchange: vouched-for hosts are gathered only when the answer
-    holds a URL, so a tainted answer without one costs nothing more."""
-
-    def __init__(self, conv: Conversation, allowed: tuple[str, ...], mode: str) -> None:
-        self.conv = conv
-        self.allowed = allowed
-        self.mode = mode
-        self._names: frozenset[str] | None = None
-        self.scan = LinkScan(self.vouched)
-
-    def vouched(self, host: str) -> bool:
-        if self._names is None:
-            # The operator's and the user's own words; an assistant turn may repeat an attacker's host.
-            own = (s.text for s in self.conv.segments
-                   if s.trust is not Trust.UNTRUSTED and s.role != "assistant" and s.provenance.kind != "guardproxy")
-            self._names = host_names(own) | {h.lower().strip(".") for h in self.allowed}
-        return vouched(host, self._names)
-
-    def origin(self, host: str) -> Provenance | None:
-        """The retrieved content that named the host (None: nothing in the conversation did)."""
-        for s in self.conv.segments:
-            if s.trust is Trust.UNTRUSTED and host in s.text.lower():
-                return s.provenance
-        return None
 
 
 class LeakInspector:
