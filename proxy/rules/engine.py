@@ -59,15 +59,16 @@ def scan_deadline(seconds: float) -> Iterator[None]:
 def _pieces(text: str) -> Iterator[str]:
     """`text`, or overlapping pieces of it when it is long and a deadline applies."""
     deadline = _deadline.get()
-    if deadline is None or len(text) <= PIECE_CHARS:
+    if deadline is None:
         yield text
         return
+    # Checked before every text too: many texts just under a piece are as slow as one long one.
     step = PIECE_CHARS - PIECE_OVERLAP
-    for start in range(0, len(text) - PIECE_OVERLAP, step):
+    for start in range(0, max(len(text) - PIECE_OVERLAP, 1), step):
         if time.monotonic() > deadline:
             raise ScanBudgetExceeded(
                 f"the rule scan ran past its deadline at character {start:,} of a {len(text):,}-character text")
-        yield text[start : start + PIECE_CHARS]
+        yield text[start : start + PIECE_CHARS] if len(text) > PIECE_CHARS else text
 # Window for composite scores in retrieved text; a user's own prompt is scored as a whole.
 UNTRUSTED_WINDOW_CHARS = 800
 

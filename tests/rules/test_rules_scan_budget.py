@@ -67,3 +67,11 @@ def test_hostile_text_stops_at_the_deadline(engine: Engine) -> None:
 def test_without_a_deadline_nothing_is_cut(engine: Engine) -> None:
     text = filler(3 * PIECE_CHARS) + INJECTION
     assert "injection.override.ignore_previous" in rules_of(engine.scan(text, Trust.UNTRUSTED))
+
+
+def test_many_texts_each_under_a_piece_stop_at_the_deadline_too(engine: Engine) -> None:
+    texts = [(hostile(PIECE_CHARS // 2, seed=100 + i), Trust.UNTRUSTED) for i in range(40)]  # ~6 s whole
+    started = time.process_time()
+    with pytest.raises(ScanBudgetExceeded), scan_deadline(0.3):
+        engine.scan_many(texts)
+    assert time.process_time() - started < 2.0
