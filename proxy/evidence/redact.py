@@ -57,7 +57,9 @@ _URL_HOST = re2.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s/?#\"'<>]+")
 
 
 # Something every credential pattern above needs; most strings have none and skip the 13 scans.
-_MAYBE_SECRET = re.compile(
+# RE2: `re` tries this case-folded alternation at every character (about 1 ms for 2.6 KB of text
+# that holds none of it); RE2's DFA reads the text once (about 10 us).
+_MAYBE_SECRET = re2.compile(
     r"(?i)-----BEGIN|eyJ|sk-|AKIA|ASIA|ABIA|ACCA|AIza|gh[pousr]_|github_pat_|xox[abprs]-|_live_|_test_"
     r"|AccountKey|SharedAccessKey|sig=|bearer|basic|token|://|aws|key|secret|passw|pwd|auth"
 )

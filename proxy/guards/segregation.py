@@ -48,6 +48,16 @@ NOTICE = {
 # Each notice cut around its nonce once: joining the parts costs a fraction of str.format per request.
 _NOTICE_AROUND_NONCE = {mode: text.replace("{mark}", DATAMARK).split("{nonce}") for mode, text in NOTICE.items()}
 _OPERATOR = Provenance("guardproxy")  # frozen: one instance serves every notice
+# The nonce's 64 random bits spelt in 16 consonants: no digits, so the PII scan that redacts
+# evidence never reads a boundary as a phone number (every wrapped text is new with each request,
+# and a digit run in it cost the sampled bundle a phone-number search), and no vowels, so it
+# never spells a word the model or the rules could read.
+_NONCE_LETTERS = str.maketrans("0123456789abcdef", "bcdfghjklmnpqrst")
+
+
+def new_nonce() -> str:
+    """64 random bits as 16 lowercase consonants."""
+    return secrets.token_hex(8).translate(_NONCE_LETTERS)
 
 
 def neutralise(text: str) -> str:
@@ -86,7 +96,7 @@ class SegregationGuard:
         mode = exchange.client_policy.segregation if exchange.client_policy else self.default_mode
         if mode == "off" or not conv.untrusted():
             return Verdict()
-        nonce = secrets.token_hex(8)
+        nonce = new_nonce()
         # Segments are built at their final index, so the new conversation needs no re-indexing.
         segments: list[Segment] = [_notice(mode, nonce)]
         for seg in conv.segments:

@@ -25,7 +25,7 @@ BODY = {
     ],
     "tools": [{"type": "function", "function": {"name": "send_email", "parameters": {"type": "object"}}}],
 }
-NONCE = re.compile(r"[0-9a-f]{16}")
+NONCE = re.compile(r"[b-df-hj-np-t]{16}")
 
 
 def exchange() -> Exchange:
