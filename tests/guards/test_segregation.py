@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from proxy.guards.segregation import DATAMARK, NOTICE, SegregationGuard, _notice, neutralise, new_nonce
-from proxy.pii.analyzer import TRIGGERS
 from proxy.model import Exchange, Phase, VerdictKind
+from proxy.pii.analyzer import TRIGGERS
 from proxy.policy.spec import ClientPolicy
 from proxy.providers import openai_chat
 
