@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 
 import numpy as np
 
-from proxy.detect.features import BITS, collapse, extract, windows
+from proxy.detect import features
+from proxy.detect.features import BITS, collapse, extract, small_buckets, windows
 
 
 def test_same_substring_same_bucket_wherever_it_sits() -> None:
@@ -51,3 +53,29 @@ def test_feature_count_is_linear() -> None:
     small, big = extract("word " * 1000), extract("word " * 10_000)
     assert len(big.buckets) <= 10.5 * len(small.buckets)
     assert np.array_equal(np.unique(small.buckets), np.unique(big.buckets))
+
+
+def _random_texts(n: int, seed: int = 17) -> list[str]:
+    # Every kind of character `collapse` treats apart: ASCII and control whitespace (all of it one
+    # space), Unicode spaces (letters to it), digits (folded to 0), non-ASCII letters, astral symbols.
+    rnd = random.Random(seed)
+    alphabet = [*"abc XYZ  \t\n\r0123456789.,!?", "\u00a0", "\u2003", "\u0085", "\x00", "\x1f", "é", "日本", "😀",
+                "  ", "\n\n", "ignore", " previous", " instructions"]
+    return ["", " ", "   ", "a", " a", "a ", " a b  c \n"] + [
+        "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 80))) for _ in range(n)]
+
+
+def test_small_buckets_are_exactly_extract() -> None:
+    for text in _random_texts(5000):
+        feats = extract(text)
+        buckets, length, last = small_buckets(text)
+        assert buckets == feats.buckets.tolist(), repr(text)
+        assert length == feats.length, repr(text)
+        assert last == (int(feats.positions[feats.length - 1]) + 1 if feats.length else 0), repr(text)
+
+
+def test_the_word_table_stays_bounded() -> None:
+    for i in range(features._WORDS_MAX + 10):
+        small_buckets(f"w{i}x")
+    assert len(features._WORDS) <= features._WORDS_MAX
+    assert small_buckets("forward the mail")[0] == extract("forward the mail").buckets.tolist()

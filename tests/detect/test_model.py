@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +116,18 @@ def test_everyday_prompts_in_many_languages_stay_below_the_direct_threshold(ship
     model = LinearModel.load()  # the packaged weights (the fixture's name hides `shipped` here)
     scores = {text: model.score(view_text(text)).probability for text in EVERYDAY}
     assert max(scores.values()) < lowest, {t: round(p, 3) for t, p in scores.items() if p >= lowest}
+
+
+def test_short_texts_score_exactly_as_the_numpy_path() -> None:
+    # The pure-Python path for texts that fit one window must give the very same score, bit for
+    # bit: thresholds sit on these figures.
+    model = shipped()
+    rnd = random.Random(5)
+    words = ATTACK.split() + BENIGN.split() + ["", " ", "\t", "1234", "é", "日本", "\u00a0"]
+    texts = [view_text(ATTACK), view_text(BENIGN), "", " ", "ok", "x" * WINDOW, " lead", "trail  "] + [
+        " ".join(rnd.choice(words) for _ in range(rnd.randint(0, 70)))[:WINDOW] for _ in range(2000)]
+    for text in texts:
+        assert len(text) <= WINDOW
+        fast, slow = model.score(text), model._score_numpy(text)
+        assert (fast.probability, fast.margin, fast.span, fast.truncated) == \
+            (slow.probability, slow.margin, slow.span, slow.truncated), repr(text)
