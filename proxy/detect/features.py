@@ -14,6 +14,7 @@ vectorised numpy passes, linear in the text, with no per-character Python loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -160,7 +161,7 @@ def small_buckets(view_text: str) -> tuple[list[int], int, int]:
     mask, salt, mix, shift = _MASK, _PAIR_SALT, _MIX_INT, _SHIFT_INT
     buckets = [w[1] for w in words]
     buckets += [((((h1 * p2 + q2 + h2) & mask) ^ salt) * mix & mask) >> shift
-                for (h1, _, _, _), (h2, _, p2, q2) in zip(words, words[1:])]
+                for (h1, _, _, _), (h2, _, p2, q2) in pairwise(words)]
     return buckets, collapsed_len, last
 
 
