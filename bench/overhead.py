@@ -168,6 +168,18 @@ def start_targets(configs: list[Config], upstream: str, evidence_root: Path) -> 
     return targets, procs
 
 
+def settle(targets: list[Target], quiet_s: float = 0.02, limit_s: float = 60.0) -> None:
+    """Wait until no target burns CPU while idle: a proxy warms its PII engine in the background
+    after it reports ready (about a second of CPU), and that must not land in a measured round."""
+    deadline = time.monotonic() + limit_s
+    for t in targets:
+        while t.pid and time.monotonic() < deadline:
+            before = cpu_seconds(t.pid)
+            time.sleep(0.5)
+            if cpu_seconds(t.pid) - before < quiet_s:
+                break
+
+
 async def measure(targets: list[Target], conc: list[int], n: int, rounds: int) -> None:
     raw = conversation()
     # Every request a target gets in this run is numbered apart from every other it gets (warm-ups
@@ -249,6 +261,7 @@ def main() -> None:
                 wait_ready(upstream + "/models", sim)
             targets, more = start_targets(configs, upstream, Path(tmp))
             procs += more
+            settle(targets)
             asyncio.run(measure(targets, conc, args.n, args.rounds))
             report(targets, conc, args.workers)
         finally:

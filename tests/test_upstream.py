@@ -1,7 +1,10 @@
-"""The upstream client: keeps no cookies (nothing one exchange's upstream set rides on the next) and
-caches parsed URLs within a bound."""
+"""The upstream client, on every transport: keeps no cookies (nothing one exchange's upstream set rides
+on the next), follows no redirect, ignores proxy variables, joins repeated headers, names a body cut
+short, and caches parsed URLs within a bound."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -10,8 +13,10 @@ from proxy.errors import UpstreamError
 from proxy.settings import load_settings
 from proxy.upstream import Upstream
 
+TRANSPORTS = ["pyreqwest", "aiohttp", "httpx"]
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_a_cookie_the_upstream_sets_is_never_sent_back(transport: str) -> None:
     seen: list[str | None] = []
 
@@ -49,3 +54,97 @@ async def test_parsed_urls_are_cached_within_a_bound() -> None:
         assert len(upstream._urls) <= 16
     finally:
         await upstream.aclose()
+
+
+async def _serve(routes: list[tuple[str, str, Any]]) -> tuple[web.AppRunner, int]:
+    app = web.Application()
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, runner.addresses[0][1]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_redirects_are_relayed_never_followed_and_repeated_headers_join(transport: str) -> None:
+    followed: list[str] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        response = web.Response(status=307, headers={"location": "/v1/elsewhere"})
+        response.headers.add("x-ratelimit-remaining", "1")
+        response.headers.add("x-ratelimit-remaining", "2")
+        return response
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        followed.append(request.path)
+        return web.json_response({})
+
+    runner, port = await _serve([("POST", "/v1/chat/completions", moved), ("*", "/v1/elsewhere", elsewhere)])
+    upstream = Upstream(load_settings(upstream_url=f"http://127.0.0.1:{port}/v1", upstream_transport=transport))
+    try:
+        response = await upstream.send("POST", "/chat/completions", content=b"{}",
+                                       headers=upstream.headers({}, has_body=True))
+        assert response.status_code == 307 and response.headers["location"] == "/v1/elsewhere"
+        assert response.headers["x-ratelimit-remaining"] == "1, 2"
+        await response.aclose()
+    finally:
+        await upstream.aclose()
+        await runner.cleanup()
+    assert followed == []
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_proxy_variables_in_the_environment_do_not_steer_it(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": []})
+
+    runner, port = await _serve([("GET", "/v1/models", models)])
+    for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    upstream = Upstream(load_settings(upstream_url=f"http://127.0.0.1:{port}/v1", upstream_transport=transport))
+    try:
+        response = await upstream.send("GET", "/models", headers=upstream.headers({}, has_body=False))
+        assert response.status_code == 200 and await response.aread() == b'{"object": "list", "data": []}'
+        await response.aclose()
+    finally:
+        await upstream.aclose()
+        await runner.cleanup()
+
+
+async def test_a_body_cut_short_is_truncated_and_a_dead_port_unreachable() -> None:
+    async def short(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-length": "100", "content-type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"partial": ')
+        assert request.transport is not None
+        request.transport.close()  # the connection drops 88 bytes short of what was promised
+        return response
+
+    runner, port = await _serve([("POST", "/v1/chat/completions", short)])
+    upstream = Upstream(load_settings(upstream_url=f"http://127.0.0.1:{port}/v1", upstream_transport="pyreqwest"))
+    try:
+        with pytest.raises(UpstreamError) as exc:  # at send (the read-ahead saw it) or at the read
+            response = await upstream.send("POST", "/chat/completions", content=b"{}",
+                                           headers=upstream.headers({}, has_body=True))
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+                await response.aclose()  # idempotent
+        assert exc.value.code == "upstream_truncated"
+    finally:
+        await upstream.aclose()
+        await runner.cleanup()
+    dead = Upstream(load_settings(upstream_url=f"http://127.0.0.1:{port}/v1", upstream_transport="pyreqwest"))
+    try:
+        with pytest.raises(UpstreamError) as exc:
+            await dead.send("GET", "/models", headers={})
+        assert exc.value.code == "upstream_unreachable"
+    finally:
+        await dead.aclose()

@@ -66,6 +66,11 @@ class EvidenceRecorder:
         self._warming: asyncio.Future[None] | None = None
         self.clean = CleanTexts()  # texts earlier bundles found nothing to redact in
 
+    @property
+    def warming(self) -> asyncio.Future[None] | None:
+        """The PII analyzer's background warm-up, once `start` has begun it (None without one)."""
+        return self._warming
+
     def begin(self, exchange: Exchange) -> None:
         if exchange.evidence_id is None and (flagged(exchange) or self.rng() < self.sample_rate):
             exchange.evidence_id = new_id()
