@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
-from proxy.guards.base import Guard, SyncGuard
+from proxy.guards.base import Guard, InlineGuard, SyncGuard
 from proxy.model import (
     Action,
     Decision,
@@ -43,10 +43,14 @@ class Stage:
     settings: StageSettings
     # The guard's plain `check` when it has one (decided once here, not per request).
     check: Callable[[Exchange, Phase], Verdict] | None = field(init=False, default=None)
+    # Its `inline` when it has one: an answer without a coroutine or a deadline, or None.
+    inline: Callable[[Exchange, Phase], Verdict | None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         if isinstance(self.guard, SyncGuard):
             object.__setattr__(self, "check", self.guard.check)
+        elif isinstance(self.guard, InlineGuard):
+            object.__setattr__(self, "inline", self.guard.inline)
 
     @property
     def name(self) -> str:
@@ -134,6 +138,8 @@ class Pipeline:
             if stage.check is not None:
                 # Never waits, so no deadline: asyncio can only interrupt a guard where it awaits.
                 verdict = stage.check(exchange, phase)
+            elif stage.inline is not None and (answer := stage.inline(exchange, phase)) is not None:
+                verdict = answer  # answered without waiting, as `check` is
             else:
                 # A deadline in this task, not wait_for's: that wraps each stage in a task of its own.
                 async with asyncio.timeout(stage.settings.timeout_s):

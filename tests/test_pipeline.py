@@ -124,3 +124,48 @@ async def test_a_plain_check_that_raises_gets_the_failure_mode() -> None:
     verdict = await pipe(Checked("raise")).run(ex, Phase.INPUT)  # type: ignore[arg-type]
     assert verdict.kind is VerdictKind.BLOCK and verdict.status_code == 503
     assert ex.stages[0].status is StageStatus.ERROR and "check exploded" in ex.stages[0].detail
+
+
+class SometimesInline:
+    """Answers in line when it can (`answer` set), else only through a slow `inspect`."""
+
+    name = "sometimes"
+    phases = frozenset({Phase.INPUT})
+
+    def __init__(self, answer: Verdict | None, raise_inline: bool = False) -> None:
+        self.answer = answer
+        self.raise_inline = raise_inline
+        self.inspected = 0
+
+    def inline(self, exchange: Exchange, phase: Phase) -> Verdict | None:
+        if self.raise_inline:
+            raise RuntimeError("inline exploded")
+        return self.answer
+
+    async def inspect(self, exchange: Exchange, phase: Phase) -> Verdict:
+        self.inspected += 1
+        await asyncio.sleep(1.0)
+        return Verdict()
+
+
+async def test_an_inline_answer_is_taken_without_awaiting_inspect() -> None:
+    guard = SometimesInline(Verdict(VerdictKind.BLOCK, error_code="inline_block"))
+    ex = exchange()
+    verdict = await pipe(guard, timeout_s=0.05).run(ex, Phase.INPUT)  # type: ignore[arg-type]
+    assert verdict.kind is VerdictKind.BLOCK and verdict.error_code == "inline_block"
+    assert guard.inspected == 0 and ex.stages[0].status is StageStatus.OK
+
+
+async def test_no_inline_answer_falls_back_to_inspect_under_its_deadline() -> None:
+    guard = SometimesInline(None)
+    ex = exchange()
+    verdict = await pipe(guard, timeout_s=0.05).run(ex, Phase.INPUT)  # type: ignore[arg-type]
+    assert guard.inspected == 1
+    assert ex.stages[0].status is StageStatus.TIMEOUT and verdict.kind is VerdictKind.BLOCK
+
+
+async def test_an_inline_answer_that_raises_gets_the_failure_mode() -> None:
+    ex = exchange()
+    verdict = await pipe(SometimesInline(None, raise_inline=True)).run(ex, Phase.INPUT)  # type: ignore[arg-type]
+    assert verdict.status_code == 503 and ex.stages[0].status is StageStatus.ERROR
+    assert "inline exploded" in ex.stages[0].detail

@@ -64,6 +64,16 @@ class SyncGuard(Guard, Protocol):
 
 
 @runtime_checkable
+class InlineGuard(Guard, Protocol):
+    """Optional: a guard that usually answers without waiting (a short text scanned in the loop, a
+    counter held in process) offers that answer as a plain call; None means this exchange needs the
+    awaited `inspect` (a long text for a worker thread, a shared store). When it answers, its
+    verdict is the one `inspect` would give."""
+
+    def inline(self, exchange: Exchange, phase: Phase) -> Verdict | None: ...
+
+
+@runtime_checkable
 class StreamingGuard(Guard, Protocol):
     def stream_inspector(self, exchange: Exchange) -> StreamInspector | None: ...
 

@@ -18,6 +18,7 @@ from typing import Any
 from proxy.errors import ConfigError
 from proxy.guards.neutralise import NOTHING_SEGREGATED, all_indirect, neutralise, segregates, where
 from proxy.model import Action, Decision, Exchange, Finding, Phase, Severity, Verdict, VerdictKind
+from proxy.policy.spec import ClientPolicy
 from proxy.rules.engine import scan_deadline
 from proxy.rules.findings import DEFAULT_ACTIONS, Context, decide, scan_segments
 from proxy.rules.store import RuleStore
@@ -27,6 +28,7 @@ from proxy.settings import Settings
 # a thread hop. Larger ones go to a worker thread so the event loop keeps serving.
 INLINE_MAX_CHARS = 16_384
 SCAN_BUDGET_S = 2.0  # the default stage timeout: a scan never outlives the stage that waits for it
+_NOTHING_FOUND = Verdict()  # frozen: one instance serves every clean request
 
 
 class InjectionGuard:
@@ -48,19 +50,29 @@ class InjectionGuard:
         self.actions = dict(actions or DEFAULT_ACTIONS)
         self.shadow_clients = shadow_clients
         self.inline_max_chars = inline_max_chars
+        self._rubrics: dict[int, tuple[ClientPolicy, Mapping[Severity, Action]]] = {}
 
     async def inspect(self, exchange: Exchange, phase: Phase) -> Verdict:
-        conv = exchange.conversation
-        if conv.char_count() > self.inline_max_chars:
-            findings = await asyncio.to_thread(self._scan, exchange)
-        else:
-            findings = self._scan(exchange)
-        action, severity, reasons = decide(findings, self._actions_for(exchange))
+        if exchange.conversation.char_count() > self.inline_max_chars:
+            return self._judge(exchange, await asyncio.to_thread(self._scan, exchange))
+        return self._judge(exchange, self._scan(exchange))
+
+    def inline(self, exchange: Exchange, phase: Phase) -> Verdict | None:
+        """A short conversation's verdict, scanned in the loop (the scan has its own deadline); a
+        long one is left to `inspect`, which scans it in a worker thread."""
+        if exchange.conversation.char_count() > self.inline_max_chars:
+            return None
+        return self._judge(exchange, self._scan(exchange))
+
+    def _judge(self, exchange: Exchange, findings: list[Finding]) -> Verdict:
+        if not findings:
+            return _NOTHING_FOUND
+        actions = self._actions_for(exchange)
+        action, severity, reasons = decide(findings, actions)
         if action is Action.ALLOW:
             return Verdict(findings=tuple(findings))
         decision = Decision(stage=self.name, action=action, severity=severity, reasons=reasons)
         if action is Action.BLOCK:
-            actions = self._actions_for(exchange)
             blocking = [f for f in findings if f.mode == "enforce" and actions[f.severity] is Action.BLOCK]
             if self.indirect is Action.NEUTRALISE and all_indirect(blocking):
                 # The attacker's text, not the caller's: withhold it and let the run go on.
@@ -77,7 +89,16 @@ class InjectionGuard:
         policy = exchange.client_policy
         if policy is None:
             return self.actions
-        return {s: policy.action_for(s) for s in Severity}
+        # Built once per policy object (a reload makes new ones); the policy is held with its
+        # rubric, so an id reused after a reload never finds another policy's.
+        cached = self._rubrics.get(id(policy))
+        if cached is not None and cached[0] is policy:
+            return cached[1]
+        if len(self._rubrics) >= 1024:
+            self._rubrics.clear()
+        rubric = {s: policy.action_for(s) for s in Severity}
+        self._rubrics[id(policy)] = (policy, rubric)
+        return rubric
 
     def _shadow(self, exchange: Exchange) -> bool:
         policy = exchange.client_policy

@@ -201,3 +201,24 @@ async def test_findings_reach_the_exchange_through_the_pipeline() -> None:
     verdict = await pipeline.run(ex, Phase.INPUT)
     assert verdict.kind is VerdictKind.BLOCK
     assert ex.findings and ex.decisions[-1].action is Action.BLOCK
+
+
+async def test_inline_answers_short_conversations_as_inspect_does_and_leaves_long_ones() -> None:
+    g = guard(inline_max_chars=1000, indirect="block")
+    for ex in (exchange(user("x"), *tool_result(BEACON)), exchange(user("short question"))):
+        inline = g.inline(ex, Phase.INPUT)
+        awaited = await g.inspect(ex, Phase.INPUT)
+        assert inline is not None
+        assert (inline.kind, [f.rule_id for f in inline.findings], inline.error_code) == \
+            (awaited.kind, [f.rule_id for f in awaited.findings], awaited.error_code)
+    assert g.inline(exchange(user("long text. " * 200)), Phase.INPUT) is None
+
+
+def test_a_reloaded_policy_gets_its_own_rubric() -> None:
+    g = guard()
+    lenient = ClientPolicy(actions={Severity.CRITICAL: Action.TAG})
+    strict = ClientPolicy()
+    for policy, expected in ((lenient, Action.TAG), (strict, Action.BLOCK), (lenient, Action.TAG)):
+        ex = exchange(user("x"))
+        ex.client_policy = policy
+        assert g._actions_for(ex)[Severity.CRITICAL] is expected
