@@ -10,6 +10,7 @@ from opentelemetry.metrics import Observation
 
 from proxy.telemetry import Telemetry
 from proxy.telemetry import names as n
+from proxy.telemetry.guard_spans import _stage_recorder
 from proxy.telemetry.local_metrics import CARDINALITY_LIMIT, LocalMeterProvider
 from proxy.telemetry.prometheus import PrometheusBridge
 
@@ -26,12 +27,15 @@ def record_traffic(tel: Telemetry) -> None:
         inst.client_tokens.record(i, {n.GEN_AI_TOKEN_TYPE: "output", **GEN_AI})
         inst.guard_duration.record(0.0001 * i, {n.GUARD_STAGE: "injection", n.GUARD_DIRECTION: "input"})
         inst.guard_duration.record(0.0002 * i, {n.GUARD_DIRECTION: "input", n.GUARD_STAGE: "injection"})
+        # What the pipeline records per stage: a bound recorder (in process) or the SDK's record.
+        _stage_recorder(inst, "tool_scope", "output")(0.0003 * i)
         inst.http_duration.record(0.001 * i, {n.HTTP_REQUEST_METHOD: "POST", n.HTTP_RESPONSE_STATUS_CODE: 200})
         inst.queue_wait.record(0.0, {n.SERVER_ADDRESS: "127.0.0.1", n.QUEUE_OUTCOME: "acquired"})
         if i % 7 == 0:
             inst.decisions.add(1, {n.GUARD_ACTION: "tag", n.GUARD_DIRECTION: "input"})
     inst.client_duration.record(float("nan"), GEN_AI)  # dropped, as the SDK drops it
     inst.guard_duration.record(-1.0, {n.GUARD_STAGE: "x", n.GUARD_DIRECTION: "input"})  # dropped too
+    _stage_recorder(inst, "tool_scope", "output")(float("inf"))  # and through a bound recorder
 
 
 def families(text: bytes) -> list[str]:
@@ -55,7 +59,9 @@ def test_in_process_metrics_render_as_the_sdk_renders_them() -> None:
     assert families(local_text) == families(sdk_text)  # the SDK lists them in first-record order
     text = local_text.decode()
     assert 'gen_ai_client_token_usage_count{gen_ai_operation_name="chat"' in text
-    assert text.count("guardproxy_guard_duration_seconds_count{") == 1  # one series, not one per dict order
+    # one series per stage, not one per dict order
+    assert text.count("guardproxy_guard_duration_seconds_count{") == 2
+    assert 'guardproxy_guard_duration_seconds_count{guardproxy_guard_direction="output",guardproxy_guard_stage="tool_scope"} 50.0' in text
     assert 'guardproxy_guard_decisions_total{guardproxy_guard_action="tag",guardproxy_guard_direction="input"} 8.0' \
         in text
 

@@ -7,8 +7,9 @@ remembering where those lists stood when the span began; they never change the E
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
@@ -16,6 +17,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from proxy.model import Action, Decision, Exchange, Finding, Phase, StageStatus
 from proxy.telemetry import names as n
 from proxy.telemetry.instruments import Instruments
+from proxy.telemetry.local_metrics import LocalHistogram
 
 _ACTION_ORDER = list(Action)
 
@@ -98,14 +100,33 @@ def strongest(decisions: Sequence[Decision]) -> Action:
     return max((d.action for d in decisions), key=_ACTION_ORDER.index, default=Action.ALLOW)
 
 
+_STAGE_RECORDERS: dict[tuple[int, str, str], tuple[object, Callable[[float], None]]] = {}
+
+
+def _stage_recorder(inst: Instruments, stage: str, direction: str) -> Callable[[float], None]:
+    """The stage-duration histogram's `record` for one (stage, direction), built once: stage names
+    come from the configuration, so the table is as small as the pipeline (bounded all the same).
+    An in-process histogram binds its point; the SDK's gets the attributes each time."""
+    hist = inst.guard_duration
+    key = (id(hist), stage, direction)
+    found = _STAGE_RECORDERS.get(key)
+    if found is not None and found[0] is hist:
+        return found[1]
+    attributes = {n.GUARD_STAGE: stage, n.GUARD_DIRECTION: direction}
+    recorder = (hist.bind(attributes) if isinstance(hist, LocalHistogram)
+                else partial(hist.record, attributes=attributes))
+    if len(_STAGE_RECORDERS) >= 256:
+        _STAGE_RECORDERS.clear()
+    _STAGE_RECORDERS[key] = (hist, recorder)
+    return recorder
+
+
 def record(inst: Instruments, exchange: Exchange, phase: Phase, marks: tuple[int, int, int]) -> None:
     """Per-stage durations, decisions, blocks, findings and withheld tool calls of one phase."""
     direction = phase.value
     for rec in exchange.stages[marks[2]:]:
         if rec.status is not StageStatus.SKIPPED:
-            inst.guard_duration.record(
-                rec.duration_ms / 1000, {n.GUARD_STAGE: rec.name, n.GUARD_DIRECTION: direction}
-            )
+            _stage_recorder(inst, rec.name, direction)(rec.duration_ms / 1000)
     decisions = exchange.decisions[marks[1]:]
     for d in decisions:
         inst.decisions.add(1, {n.GUARD_ACTION: d.action.value, n.GUARD_DIRECTION: direction})
