@@ -61,7 +61,8 @@ def test_in_process_metrics_render_as_the_sdk_renders_them() -> None:
     assert 'gen_ai_client_token_usage_count{gen_ai_operation_name="chat"' in text
     # one series per stage, not one per dict order
     assert text.count("guardproxy_guard_duration_seconds_count{") == 2
-    assert 'guardproxy_guard_duration_seconds_count{guardproxy_guard_direction="output",guardproxy_guard_stage="tool_scope"} 50.0' in text
+    assert ('guardproxy_guard_duration_seconds_count{guardproxy_guard_direction="output",'
+            'guardproxy_guard_stage="tool_scope"} 50.0') in text
     assert 'guardproxy_guard_decisions_total{guardproxy_guard_action="tag",guardproxy_guard_direction="input"} 8.0' \
         in text
 
