@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from proxy.detect.features import BITS
-from proxy.detect.model import WEIGHTS_PATH, WINDOW, LinearModel, shipped
+from proxy.detect.model import WEIGHTS_PATH, WINDOW, LinearModel, float32_sum, shipped
 from proxy.detect.train import read_jsonl, view_digest, view_text
 from proxy.rules.store import Live
 
@@ -131,3 +131,15 @@ def test_short_texts_score_exactly_as_the_numpy_path() -> None:
         fast, slow = model.score(text), model._score_numpy(text)
         assert (fast.probability, fast.margin, fast.span, fast.truncated) == \
             (slow.probability, slow.margin, slow.span, slow.truncated), repr(text)
+
+
+def test_float32_sum_is_numpy_bit_for_bit() -> None:
+    rnd = random.Random(11)
+    weights = shipped().weights
+    for _ in range(20000):
+        n = rnd.randint(0, 420)
+        if rnd.random() < 0.5:  # the model's own weights, as the scorer sums them
+            values = weights[[rnd.randrange(len(weights)) for _ in range(n)]]
+        else:  # any float32s, of mixed signs and magnitudes
+            values = (np.array([rnd.uniform(-1, 1) for _ in range(n)]) * 10.0 ** rnd.randint(-8, 8)).astype(np.float32)
+        assert float32_sum(values.tolist()) == float(values.sum()), n
