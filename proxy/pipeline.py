@@ -46,6 +46,11 @@ class Stage:
     # Its `inline` when it has one: an answer without a coroutine or a deadline, or None.
     inline: Callable[[Exchange, Phase], Verdict | None] | None = field(init=False, default=None)
 
+    @property
+    def sync(self) -> bool:
+        """It may answer without being awaited (a plain `check`, or an `inline` answer)."""
+        return self.check is not None or self.inline is not None
+
     def __post_init__(self) -> None:
         if isinstance(self.guard, SyncGuard):
             object.__setattr__(self, "check", self.guard.check)
@@ -120,7 +125,10 @@ class Pipeline:
                 )
                 continue
             if self.stage_hook is no_stage_hook:  # tracing off: no span, so no context to enter
-                verdict = await self._run_stage(stage, exchange, phase)
+                # A stage that answers without waiting is called as a plain function: no
+                # coroutine is made for it (the common case: every default stage, most requests).
+                found = self._run_now(stage, exchange, phase) if stage.sync else None
+                verdict = found if found is not None else await self._run_stage(stage, exchange, phase)
             else:
                 with self.stage_hook(exchange, stage.name, phase):
                     verdict = await self._run_stage(stage, exchange, phase)
@@ -130,6 +138,29 @@ class Pipeline:
         if blocked is not None:
             return blocked
         return Verdict(VerdictKind.TRANSFORM if transformed else VerdictKind.ALLOW)
+
+    def _run_now(self, stage: Stage, exchange: Exchange, phase: Phase) -> Verdict | None:
+        """`_run_stage` for a stage with a plain `check` or an `inline` answer, without a coroutine;
+        None when `inline` declines (the caller then awaits `_run_stage`, which asks it again)."""
+        start = time.perf_counter()
+        status, detail = StageStatus.OK, ""
+        try:
+            if stage.check is not None:
+                verdict = stage.check(exchange, phase)
+            else:
+                assert stage.inline is not None
+                found = stage.inline(exchange, phase)
+                if found is None:
+                    return None
+                verdict = found
+        except Exception as exc:  # a guard's own failure, never a decision
+            log.exception("stage %s failed", stage.name)
+            status, detail = StageStatus.ERROR, f"{type(exc).__name__}: {exc}"
+            verdict = failure_verdict(stage.name, stage.settings.failure_mode, detail)
+        elapsed = (time.perf_counter() - start) * 1000
+        exchange.stages.append(StageRecord(stage.name, phase, status, verdict.kind, elapsed, detail))
+        self._apply(exchange, verdict, phase)
+        return verdict
 
     async def _run_stage(self, stage: Stage, exchange: Exchange, phase: Phase) -> Verdict:
         start = time.perf_counter()
