@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from proxy.body import MAX_DEPTH, parse_json
-from proxy.errors import InvalidEncoding, InvalidJSON
+from proxy.errors import InvalidEncoding, InvalidJSON, InvalidRequest
 
 
 def _nested(depth: int) -> bytes:
@@ -58,3 +60,28 @@ def test_a_lone_surrogate_names_its_field() -> None:
 def test_ordinary_numbers_are_kept() -> None:
     value = parse_json(b'{"seed": -9223372036854775808, "temperature": 0.7, "n": 1e3}')
     assert value == {"seed": -9223372036854775808, "temperature": 0.7, "n": 1000.0}
+
+
+def test_one_shared_decoder_keeps_no_refusal_from_one_body_to_the_next() -> None:
+    with pytest.raises(InvalidRequest):
+        parse_json(b'{"a": NaN}')
+    assert parse_json(b'{"a": 1, "b": 2.5}') == {"a": 1, "b": 2.5}
+    bad, good = b'{"n": ' + b"9" * 50 + b"}", b'{"n": 7}'
+    errors: list[str] = []
+
+    def parse_many(body: bytes, refused: bool) -> None:
+        for _ in range(300):
+            try:
+                parse_json(body)
+                if refused:
+                    errors.append("a refused body passed")
+            except InvalidRequest:
+                if not refused:
+                    errors.append("a good body was refused")
+
+    threads = [threading.Thread(target=parse_many, args=(b, r)) for b, r in ((bad, True), (good, False)) * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
