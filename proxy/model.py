@@ -182,7 +182,16 @@ class Conversation:
         """A copy with one segment's text replaced (guards transform through copies)."""
         segs = list(self.segments)
         segs[index] = dataclasses.replace(segs[index], text=text)
-        return dataclasses.replace(self, segments=tuple(segs))
+        return self._with(segs=tuple(segs))
+
+    def _with(self, *, segs: tuple[Segment, ...] | None = None,
+              tools: tuple[ToolSpec, ...] | None = None) -> Conversation:
+        """A copy with new segments or tools, built field by field: `dataclasses.replace` costs
+        several times more, and every guard that rewrites a request makes one per request
+        (tests/test_model.py checks that no field is left out)."""
+        return Conversation(self.api, self.vendor, self.model, self.stream,
+                            self.segments if segs is None else segs, self.tools if tools is None else tools,
+                            self.raw, self.opaque, self.uninspected, self.calls)
 
     def with_segments(self, segments: list[Segment]) -> Conversation:
         """A copy with a new segment list, re-indexed. A segment without a location is added
@@ -192,10 +201,10 @@ class Conversation:
             s if s.index == i else Segment(i, s.role, s.text, s.trust, s.provenance, s.location)
             for i, s in enumerate(segments)
         )
-        return dataclasses.replace(self, segments=segs)
+        return self._with(segs=segs)
 
     def with_tools(self, tools: tuple[ToolSpec, ...]) -> Conversation:
-        return dataclasses.replace(self, tools=tools)
+        return self._with(tools=tools)
 
     def char_count(self) -> int:
         return sum(len(s.text) for s in self.segments)
