@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from proxy.guards.base import Guard, InlineGuard, SyncGuard
 from proxy.model import (
+    CLEAN,
     Action,
     Decision,
     Exchange,
@@ -29,6 +30,7 @@ from proxy.model import (
 from proxy.settings import StageSettings
 
 log = logging.getLogger("guardproxy.pipeline")
+_TRANSFORMED = Verdict(VerdictKind.TRANSFORM)  # frozen: the phase verdict of every rewritten request
 # Wraps each stage run (telemetry's `guardrail.stage` span); the app sets it, default does nothing.
 StageHook = Callable[[Exchange, str, Phase], AbstractContextManager[None]]
 
@@ -137,7 +139,7 @@ class Pipeline:
             transformed = transformed or verdict.kind is VerdictKind.TRANSFORM
         if blocked is not None:
             return blocked
-        return Verdict(VerdictKind.TRANSFORM if transformed else VerdictKind.ALLOW)
+        return _TRANSFORMED if transformed else CLEAN
 
     def _run_now(self, stage: Stage, exchange: Exchange, phase: Phase) -> Verdict | None:
         """`_run_stage` for a stage with a plain `check` or an `inline` answer, without a coroutine;

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from proxy.model import (
+    CLEAN,
     Conversation,
     Location,
     Opaque,
@@ -14,6 +17,8 @@ from proxy.model import (
     ToolSpec,
     Trust,
     Uninspected,
+    Verdict,
+    VerdictKind,
 )
 
 
@@ -55,3 +60,9 @@ def test_copies_change_only_what_they_name() -> None:
     assert [s.index for s in copies["segments"].segments] == [0, 1, 2]
     assert copies["segments"].segments[2].text == "page" and copies["segments_text"].segments[1].text == "withheld"
     assert copies["tools"].tools == ()
+
+
+def test_the_shared_clean_verdict_allows_finds_nothing_and_cannot_be_changed() -> None:
+    assert CLEAN == Verdict() and CLEAN.kind is VerdictKind.ALLOW and not CLEAN.findings
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        CLEAN.kind = VerdictKind.BLOCK  # type: ignore[misc]

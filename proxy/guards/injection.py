@@ -17,7 +17,7 @@ from typing import Any
 
 from proxy.errors import ConfigError
 from proxy.guards.neutralise import NOTHING_SEGREGATED, all_indirect, neutralise, segregates, where
-from proxy.model import Action, Decision, Exchange, Finding, Phase, Severity, Verdict, VerdictKind
+from proxy.model import CLEAN, Action, Decision, Exchange, Finding, Phase, Severity, Verdict, VerdictKind
 from proxy.policy.spec import ClientPolicy
 from proxy.rules.engine import scan_deadline
 from proxy.rules.findings import DEFAULT_ACTIONS, Context, decide, scan_segments
@@ -28,7 +28,6 @@ from proxy.settings import Settings
 # a thread hop. Larger ones go to a worker thread so the event loop keeps serving.
 INLINE_MAX_CHARS = 16_384
 SCAN_BUDGET_S = 2.0  # the default stage timeout: a scan never outlives the stage that waits for it
-_NOTHING_FOUND = Verdict()  # frozen: one instance serves every clean request
 
 
 class InjectionGuard:
@@ -66,7 +65,7 @@ class InjectionGuard:
 
     def _judge(self, exchange: Exchange, findings: list[Finding]) -> Verdict:
         if not findings:
-            return _NOTHING_FOUND
+            return CLEAN
         actions = self._actions_for(exchange)
         action, severity, reasons = decide(findings, actions)
         if action is Action.ALLOW:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proxy.model import Action, Decision, Exchange, Phase, Verdict, VerdictKind
+from proxy.model import CLEAN, Action, Decision, Exchange, Phase, Verdict, VerdictKind
 from proxy.providers import api_named
 
 
@@ -35,7 +35,7 @@ class LimitsGuard:
         if len(conv.tools) > self.max_tools:
             problems.append(f"{len(conv.tools)} tools exceed the limit of {self.max_tools}")
         if not problems:
-            return Verdict()
+            return CLEAN
         message = "request exceeds input limits: " + "; ".join(problems)
         return Verdict(
             VerdictKind.BLOCK,

@@ -34,6 +34,7 @@ from proxy.guards.answer_links import NOTICE, SCHEME_TAILS, Links
 from proxy.guards.base import Redaction, StreamAction
 from proxy.guards.output_scan import BeaconScan, CanaryScan, Hit, OverlapScan
 from proxy.model import (
+    CLEAN,
     Action,
     Decision,
     Exchange,
@@ -125,11 +126,11 @@ class OutputLeakGuard:
 
     def _plant(self, exchange: Exchange) -> Verdict:
         if not self.canary:
-            return Verdict()
+            return CLEAN
         conv = exchange.conversation
         trusted = [s for s in conv.segments if s.trust is Trust.TRUSTED and s.location is not None]
         if not trusted:
-            return Verdict()  # no system prompt, nothing to leak
+            return CLEAN  # no system prompt, nothing to leak
         # Its own operator segment after the system text, never edited into it: the client's
         # system blocks (and any prompt-cache breakpoint on them) reach the upstream unchanged.
         canary = Segment(0, "system", CANARY_LINE.format(token=self.canary_token(exchange)).strip(), Trust.TRUSTED,
@@ -312,7 +313,7 @@ class LeakInspector:
         hits = self._hits
         findings = tuple(self._finding(h) for h in hits)
         if not findings:
-            return Verdict()
+            return CLEAN
         if self._blocked is not None:
             rule_id, _, _, what = RULES[self._blocked.kind]
             reason = f"the answer contained {what} ({rule_id})"

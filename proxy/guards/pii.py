@@ -18,6 +18,7 @@ from typing import Any
 from proxy.errors import ConfigError
 from proxy.guards.base import OutputReach
 from proxy.model import (
+    CLEAN,
     Action,
     Decision,
     Exchange,
@@ -103,7 +104,7 @@ class PiiGuard:
         vault = self._vaults.pop(exchange.request_id, None) or Vault()
         output = exchange.output
         if output is None:
-            return Verdict()
+            return CLEAN
         # Every choice's text (n > 1) and every call's arguments.
         texts = [output.text, *(c.arguments for c in output.tool_calls), *(a.text for a in output.alternatives)]
         results = await self._analyze(texts)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from proxy.model import Action, Decision, Exchange, Phase, Segment, Trust, Vector, Verdict, VerdictKind
+from proxy.model import CLEAN, Action, Decision, Exchange, Phase, Segment, Trust, Vector, Verdict, VerdictKind
 from proxy.policy.spec import ClientPolicy
 from proxy.quarantine.counters import Counters, MemoryCounters, RedisCounters
 from proxy.settings import Settings
@@ -90,7 +90,7 @@ class QuarantineGuard:
                 conv = conv.with_text(seg.index, WITHHELD.format(what=source_key(seg) or "a retrieved source", why=why))
                 reasons.append(f"segment {seg.index} ({source_key(seg)}): {why}")
         if not reasons:
-            return Verdict()
+            return CLEAN
         decision = Decision(stage=self.name, action=Action.SEGREGATE, reasons=tuple(reasons))
         return Verdict(VerdictKind.TRANSFORM, decision=decision, conversation=conv)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.errors import ConfigError
-from proxy.model import Exchange, Location, Phase, Provenance, Segment, Trust, Verdict, VerdictKind
+from proxy.model import CLEAN, Exchange, Location, Phase, Provenance, Segment, Trust, Verdict, VerdictKind
 from proxy.settings import Settings
 
 DATAMARK = "\u02c6"  # modifier letter circumflex: rare in real text, one token in common tokenizers
@@ -95,7 +95,7 @@ class SegregationGuard:
         conv = exchange.conversation
         mode = exchange.client_policy.segregation if exchange.client_policy else self.default_mode
         if mode == "off" or not conv.untrusted():
-            return Verdict()
+            return CLEAN
         nonce = new_nonce()
         # Segments are built at their final index, so the new conversation needs no re-indexing.
         segments: list[Segment] = [_notice(mode, nonce)]

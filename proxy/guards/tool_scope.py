@@ -18,6 +18,7 @@ from proxy.errors import ConfigError
 from proxy.guards.base import OutputReach
 from proxy.guards.neutralise import NOTHING_SEGREGATED, all_indirect, neutralise, segregates, where
 from proxy.model import (
+    CLEAN,
     Action,
     Decision,
     Exchange,
@@ -65,7 +66,7 @@ class ToolScopeGuard:
         findings = [f for f in exchange.findings if f.mode == "enforce"]
         if not findings and client.tools is None and not (
                 client.taint_mode is TaintMode.DROP_SIDE_EFFECTS and conv.tainted()):
-            return Verdict()  # every tool allowed, nothing found, nothing to drop: nothing to decide
+            return CLEAN  # every tool allowed, nothing found, nothing to drop: nothing to decide
         allowed = [t for t in conv.tools if client.allows(t.name)]
         removed = {t.name: "not in the client's tools" for t in conv.tools if not client.allows(t.name)}
         side_effects = bool(side_effecting(allowed, policy))
@@ -84,7 +85,7 @@ class ToolScopeGuard:
         kept = tuple(t for t in allowed if t.name not in removed)
         reasons += [f"removed tool {n!r}: {why}" for n, why in removed.items()]
         if severity is None and not removed:
-            return Verdict()
+            return CLEAN
         if action is Action.SEGREGATE and not segregates(exchange, findings):
             action, reasons = Action.TAG, [*reasons, NOTHING_SEGREGATED]
         decision = Decision(
@@ -101,7 +102,7 @@ class ToolScopeGuard:
     def _output(self, exchange: Exchange, policy: Policy, client: ClientPolicy) -> Verdict:
         output = exchange.output
         if output is None or not output.tool_calls:
-            return Verdict()
+            return CLEAN
         conv = exchange.conversation
         offered = {t.name for t in conv.tools}
         tainted = conv.tainted()  # untrusted text, images, files, or shapes passed unread
