@@ -63,6 +63,6 @@ def test_copies_change_only_what_they_name() -> None:
 
 
 def test_the_shared_clean_verdict_allows_finds_nothing_and_cannot_be_changed() -> None:
-    assert CLEAN == Verdict() and CLEAN.kind is VerdictKind.ALLOW and not CLEAN.findings
+    assert Verdict() == CLEAN and CLEAN.kind is VerdictKind.ALLOW and not CLEAN.findings
     with pytest.raises(dataclasses.FrozenInstanceError):
         CLEAN.kind = VerdictKind.BLOCK  # type: ignore[misc]
