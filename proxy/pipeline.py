@@ -87,6 +87,8 @@ class Pipeline:
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
         self.stage_hook: StageHook = no_stage_hook
+        # Each phase's stages, in order, found once (most stages run in one phase only).
+        self._in_phase = {phase: tuple(s for s in self.stages if phase in s.guard.phases) for phase in Phase}
 
     def names(self) -> list[str]:
         return [s.name for s in self.stages]
@@ -95,7 +97,7 @@ class Pipeline:
         """Some of these stages, in their configured order and configured alike (hooks too): a stream
         runs the output stages that have no stream inspector so, at the end of the model's turn."""
         sub = Pipeline(stages)
-        sub.__dict__.update({k: v for k, v in self.__dict__.items() if k != "stages"})
+        sub.__dict__.update({k: v for k, v in self.__dict__.items() if k not in ("stages", "_in_phase")})
         return sub
 
     def record(
@@ -117,9 +119,7 @@ class Pipeline:
         """Run every stage of `phase`: the block verdict if one blocked, else transform or allow."""
         blocked: Verdict | None = None
         transformed = False
-        for stage in self.stages:
-            if phase not in stage.guard.phases:
-                continue
+        for stage in self._in_phase[phase]:
             if blocked is not None or not stage.settings.enabled:
                 why = "disabled" if not stage.settings.enabled else "short-circuited by a block"
                 exchange.stages.append(
