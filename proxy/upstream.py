@@ -1,12 +1,13 @@
 """The one connection-pooled HTTP client to the upstream model API, and its error translation.
 
 The client library lives here and nowhere else: the rest of the proxy sees an `UpstreamResponse`
-(status, lower-case headers, the body as it arrives) and our own errors. The default transport is
-reqwest (Rust) through pyreqwest: measured on the overhead benchmark's request, a round trip costs
-about 150-250 us of CPU against aiohttp's 300-400 (the floor's httpx-aiohttp costs more still), and
-the proxy's own per-request CPU fell about 100 us. `upstream_transport: aiohttp` uses aiohttp's
-client directly, `httpx` httpx's own transport (which loses throughput as concurrency rises,
-encode/httpx#3215). Whichever runs, no redirect is followed, no cookie kept, no proxy variable
+(status, lower-case headers, the body as it arrives) and our own errors. The default transport,
+`auto`, sends plain calls through reqwest (Rust, via pyreqwest) and streams through aiohttp: on the
+overhead benchmark's request a plain round trip costs about 150-250 us of CPU through reqwest
+against aiohttp's 300-400 (the proxy's own per-request CPU fell about 100 us), while a stream costs
+about 10% more through reqwest, which hands each chunk over from its own thread. `pyreqwest`,
+`aiohttp` and `httpx` (httpx's own transport, which loses throughput as concurrency rises,
+encode/httpx#3215) send everything one way. Whichever runs, no redirect is followed, no cookie kept, no proxy variable
 read, no body decompressed. The upstream key is the proxy's own and is added here (in the form
 the wire API's `upstream_auth` gives), to requests only; client headers are passed through an
 allow-list so nothing a client sends can steer or impersonate the proxy upstream.
@@ -110,13 +111,21 @@ class Upstream:
         self._transport = settings.upstream_transport
         t = settings.timeouts
         limit = settings.upstream_max_connections
-        if self._transport == "pyreqwest":
+        # `auto`: reqwest for plain calls (about half of aiohttp's CPU a round trip) and aiohttp for
+        # streams (reqwest hands each SSE chunk over through its own thread: about 10% more CPU a
+        # stream on the overhead harness).
+        self._reqwest_plain = self._transport in ("auto", "pyreqwest")
+        self._reqwest_streams = self._transport == "pyreqwest"
+        self._rclients: dict[bool, Any] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._client: httpx.AsyncClient | None = None
+        if self._reqwest_plain:
             # One client per read timeout: reqwest's read timeout is the client's, and a stream may
             # sit idle far longer than a plain answer may take to start.
             self._rclients = {stream: _reqwest_client(limit, t.connect_s, t.read_s,
                                                       t.stream_idle_s if stream else t.read_s)
-                              for stream in (False, True)}
-        elif self._transport == "aiohttp":
+                              for stream in ((False, True) if self._reqwest_streams else (False,))}
+        if self._transport in ("auto", "aiohttp"):
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0),
                 # No cookies kept: one an upstream sets for one client's call must not ride on the next.
@@ -129,7 +138,7 @@ class Upstream:
                                               sock_read=t.stream_idle_s if stream else t.read_s)
                 for stream in (False, True)
             }
-        else:
+        if self._transport == "httpx":
             limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
             self._client = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(limits=limits, trust_env=False),
                                              trust_env=False, cookies=_NoCookies())
@@ -144,12 +153,11 @@ class Upstream:
         return self._base_urls.get(vendor, self.base_url)
 
     async def aclose(self) -> None:
-        if self._transport == "pyreqwest":
-            for client in self._rclients.values():
-                await client.close()
-        elif self._transport == "aiohttp":
+        for client in self._rclients.values():
+            await client.close()
+        if self._session is not None:
             await self._session.close()
-        else:
+        if self._client is not None:
             await self._client.aclose()
 
     def headers(
@@ -182,11 +190,12 @@ class Upstream:
             # (the Responses routes) must not grow it without bound.
             if len(self._urls) < _MAX_CACHED_URLS:
                 self._urls[(vendor, path)] = url
-        if self._transport == "pyreqwest":
+        if self._reqwest_streams if stream else self._reqwest_plain:
             return await self._send_reqwest(method, url, content, headers, stream)
-        if self._transport == "aiohttp":
-            return await self._send_aiohttp(method, url, content, headers, stream)
-        return await self._send_httpx(method, url, content, headers, stream)
+        if self._session is not None:
+            return await self._send_aiohttp(self._session, method, url, content, headers, stream)
+        assert self._client is not None
+        return await self._send_httpx(self._client, method, url, content, headers, stream)
 
     async def _send_reqwest(
         self, method: str, url: str, content: bytes | None, headers: dict[str, str], stream: bool
@@ -223,10 +232,11 @@ class Upstream:
         return UpstreamResponse(response.status, _lower(response.headers.items()), chunks(), close)
 
     async def _send_aiohttp(
-        self, method: str, url: str, content: bytes | None, headers: dict[str, str], stream: bool
+        self, session: aiohttp.ClientSession, method: str, url: str, content: bytes | None,
+        headers: dict[str, str], stream: bool,
     ) -> UpstreamResponse:
         try:
-            response = await self._session.request(
+            response = await session.request(
                 method, URL(url), data=content, headers=headers, timeout=self._timeouts[stream],
                 allow_redirects=False, compress=False,
             )
@@ -239,12 +249,13 @@ class Upstream:
         return UpstreamResponse(response.status, _lower(response.raw_headers), response.content.iter_any(), close)
 
     async def _send_httpx(
-        self, method: str, url: str, content: bytes | None, headers: dict[str, str], stream: bool
+        self, client: httpx.AsyncClient, method: str, url: str, content: bytes | None,
+        headers: dict[str, str], stream: bool,
     ) -> UpstreamResponse:
-        request = self._client.build_request(method, url, content=content, headers=headers,
-                                             timeout=self._httpx_timeouts[stream])
+        request = client.build_request(method, url, content=content, headers=headers,
+                                       timeout=self._httpx_timeouts[stream])
         try:
-            response = await self._client.send(request, stream=True)
+            response = await client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise translate(exc) from exc
         return UpstreamResponse(response.status_code, _lower(response.headers.raw), response.aiter_raw(),

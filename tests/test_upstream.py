@@ -4,6 +4,7 @@ short, and caches parsed URLs within a bound."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from proxy.errors import UpstreamError
 from proxy.settings import load_settings
 from proxy.upstream import Upstream
 
-TRANSPORTS = ["pyreqwest", "aiohttp", "httpx"]
+TRANSPORTS = ["auto", "pyreqwest", "aiohttp", "httpx"]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -148,3 +149,56 @@ async def test_a_body_cut_short_is_truncated_and_a_dead_port_unreachable() -> No
         assert exc.value.code == "upstream_unreachable"
     finally:
         await dead.aclose()
+
+
+async def test_auto_sends_plain_calls_through_reqwest_and_streams_through_aiohttp() -> None:
+    agents: list[str] = []
+
+    async def models(request: web.Request) -> web.Response:
+        agents.append(request.headers.get("user-agent", ""))
+        return web.json_response({"object": "list", "data": []})
+
+    runner, port = await _serve([("GET", "/v1/models", models)])
+    upstream = Upstream(load_settings(upstream_url=f"http://127.0.0.1:{port}/v1"))
+    try:
+        for stream in (False, True):
+            response = await upstream.send("GET", "/models", headers=upstream.headers({}, has_body=False),
+                                           stream=stream)
+            await response.aread()
+            await response.aclose()
+    finally:
+        await upstream.aclose()
+        await runner.cleanup()
+    assert "pyreqwest" in agents[0] and "aiohttp" in agents[1]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_stream_arrives_event_by_event(transport: str) -> None:
+    release = asyncio.Event()
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: one\n\n")
+        await release.wait()  # the second event waits until the client has read the first
+        await response.write(b"data: two\n\n")
+        await response.write_eof()
+        return response
+
+    runner, port = await _serve([("POST", "/v1/chat/completions", events)])
+    upstream = Upstream(load_settings(upstream_url=f"http://127.0.0.1:{port}/v1", upstream_transport=transport))
+    try:
+        response = await upstream.send("POST", "/chat/completions", content=b"{}",
+                                       headers=upstream.headers({}, has_body=True), stream=True)
+        seen = b""
+        async with asyncio.timeout(5):
+            async for chunk in response.aiter_raw():
+                seen += chunk
+                if seen == b"data: one\n\n":
+                    release.set()
+        assert seen == b"data: one\n\ndata: two\n\n"
+        await response.aclose()
+    finally:
+        release.set()
+        await upstream.aclose()
+        await runner.cleanup()

@@ -19,10 +19,10 @@ sys.path.insert(0, str(BENCH))
 import overhead  # noqa: E402
 
 # Default pipeline CPU per request / no-stage CPU per request (telemetry and evidence on in both), every
-# request with a new user message. Measured 1.47-1.93 on a 2-core machine under load 3-9 (the identical
-# request resent, which the scan cache answers, measured 1.3-1.7); the bound leaves room for a loaded CI
-# machine while a stage that suddenly costs as much as the rest of the proxy fails it.
-MAX_RATIO = 2.6
+# request with a new user message. Measured 1.47-1.93 on a 2-core machine under load 3-9 before the
+# upstream client and the guards got cheaper, about 1.5-1.7 since on a quiet one; the bound leaves room
+# for a loaded CI machine while a stage that suddenly costs half as much as the rest of the proxy fails it.
+MAX_RATIO = 2.2
 
 
 @pytest.mark.timeout(600)
@@ -40,6 +40,7 @@ def test_default_pipeline_cpu_per_request_stays_within_a_ratio_of_no_stages() ->
             overhead.wait_ready(upstream + "/models", sim)
             targets, more = overhead.start_targets(configs, upstream, Path(tmp))
             procs += more
+            overhead.settle(targets)  # the evidence PII engine warms in the background after readiness
             asyncio.run(overhead.measure(targets, [4], 300, 2))
         finally:
             for p in procs:
