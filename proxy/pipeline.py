@@ -129,8 +129,8 @@ class Pipeline:
             if self.stage_hook is no_stage_hook:  # tracing off: no span, so no context to enter
                 # A stage that answers without waiting is called as a plain function: no
                 # coroutine is made for it (the common case: every default stage, most requests).
-                found = self._run_now(stage, exchange, phase) if stage.sync else None
-                verdict = found if found is not None else await self._run_stage(stage, exchange, phase)
+                found = self._run_now(stage, exchange, phase)
+                verdict = found if found is not None else await self._run_awaited(stage, exchange, phase)
             else:
                 with self.stage_hook(exchange, stage.name, phase):
                     verdict = await self._run_stage(stage, exchange, phase)
@@ -142,12 +142,15 @@ class Pipeline:
         return _TRANSFORMED if transformed else CLEAN
 
     def _run_now(self, stage: Stage, exchange: Exchange, phase: Phase) -> Verdict | None:
-        """`_run_stage` for a stage with a plain `check` or an `inline` answer, without a coroutine;
-        None when `inline` declines (the caller then awaits `_run_stage`, which asks it again)."""
+        """A stage with a plain `check` or an `inline` answer, run and recorded without a coroutine;
+        None when it has neither or `inline` declines (then it must be awaited: `_run_awaited`)."""
+        if not stage.sync:
+            return None
         start = time.perf_counter()
         status, detail = StageStatus.OK, ""
         try:
             if stage.check is not None:
+                # Never waits, so no deadline: asyncio can only interrupt a guard where it awaits.
                 verdict = stage.check(exchange, phase)
             else:
                 assert stage.inline is not None
@@ -156,34 +159,35 @@ class Pipeline:
                     return None
                 verdict = found
         except Exception as exc:  # a guard's own failure, never a decision
-            log.exception("stage %s failed", stage.name)
-            status, detail = StageStatus.ERROR, f"{type(exc).__name__}: {exc}"
-            verdict = failure_verdict(stage.name, stage.settings.failure_mode, detail)
-        elapsed = (time.perf_counter() - start) * 1000
-        exchange.stages.append(StageRecord(stage.name, phase, status, verdict.kind, elapsed, detail))
-        self._apply(exchange, verdict, phase)
-        return verdict
+            verdict, status, detail = self._failed(stage, exc)
+        return self._record(stage, exchange, phase, verdict, start, status, detail)
 
-    async def _run_stage(self, stage: Stage, exchange: Exchange, phase: Phase) -> Verdict:
+    async def _run_awaited(self, stage: Stage, exchange: Exchange, phase: Phase) -> Verdict:
         start = time.perf_counter()
         status, detail = StageStatus.OK, ""
         try:
-            if stage.check is not None:
-                # Never waits, so no deadline: asyncio can only interrupt a guard where it awaits.
-                verdict = stage.check(exchange, phase)
-            elif stage.inline is not None and (answer := stage.inline(exchange, phase)) is not None:
-                verdict = answer  # answered without waiting, as `check` is
-            else:
-                # A deadline in this task, not wait_for's: that wraps each stage in a task of its own.
-                async with asyncio.timeout(stage.settings.timeout_s):
-                    verdict = await stage.guard.inspect(exchange, phase)
+            # A deadline in this task, not wait_for's: that wraps each stage in a task of its own.
+            async with asyncio.timeout(stage.settings.timeout_s):
+                verdict = await stage.guard.inspect(exchange, phase)
         except TimeoutError:
             status, detail = StageStatus.TIMEOUT, f"exceeded {stage.settings.timeout_s}s"
             verdict = failure_verdict(stage.name, stage.settings.failure_mode, detail)
         except Exception as exc:  # a guard's own failure, never a decision
-            log.exception("stage %s failed", stage.name)
-            status, detail = StageStatus.ERROR, f"{type(exc).__name__}: {exc}"
-            verdict = failure_verdict(stage.name, stage.settings.failure_mode, detail)
+            verdict, status, detail = self._failed(stage, exc)
+        return self._record(stage, exchange, phase, verdict, start, status, detail)
+
+    async def _run_stage(self, stage: Stage, exchange: Exchange, phase: Phase) -> Verdict:
+        found = self._run_now(stage, exchange, phase)
+        return found if found is not None else await self._run_awaited(stage, exchange, phase)
+
+    @staticmethod
+    def _failed(stage: Stage, exc: Exception) -> tuple[Verdict, StageStatus, str]:
+        log.exception("stage %s failed", stage.name)
+        detail = f"{type(exc).__name__}: {exc}"
+        return failure_verdict(stage.name, stage.settings.failure_mode, detail), StageStatus.ERROR, detail
+
+    def _record(self, stage: Stage, exchange: Exchange, phase: Phase, verdict: Verdict, start: float,
+                status: StageStatus, detail: str) -> Verdict:
         elapsed = (time.perf_counter() - start) * 1000
         exchange.stages.append(StageRecord(stage.name, phase, status, verdict.kind, elapsed, detail))
         self._apply(exchange, verdict, phase)
