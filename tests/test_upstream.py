@@ -5,10 +5,18 @@ short, and caches parsed URLs within a bound."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import ssl
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from proxy.errors import UpstreamError
 from proxy.settings import load_settings
@@ -201,4 +209,69 @@ async def test_a_stream_arrives_event_by_event(transport: str) -> None:
     finally:
         release.set()
         await upstream.aclose()
+        await runner.cleanup()
+
+
+def _private_ca(tmp: Path) -> tuple[Path, ssl.SSLContext]:
+    """A CA no system trusts, and a server context with a certificate it signed for 127.0.0.1."""
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "guardproxy test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+          .not_valid_after(now + timedelta(hours=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (tmp / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (tmp / "srv.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "srv.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp / "srv.pem", tmp / "srv.key")
+    return tmp / "ca.pem", context
+
+
+@pytest.mark.parametrize("transport", ["auto", "pyreqwest"])
+async def test_reqwest_verifies_an_https_upstream_against_the_system_store_and_ssl_cert_file(
+    transport: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An upstream behind a private CA is refused until SSL_CERT_FILE names the CA, as with OpenSSL.
+    # (aiohttp reads SSL_CERT_FILE once, when it is imported, so it cannot be shown in this process.)
+    ca, context = _private_ca(tmp_path)
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": []})
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    url = f"https://127.0.0.1:{runner.addresses[0][1]}/v1"
+    try:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        untrusting = Upstream(load_settings(upstream_url=url, upstream_transport=transport))
+        try:
+            with pytest.raises(UpstreamError):
+                await untrusting.send("GET", "/models", headers={})
+        finally:
+            await untrusting.aclose()
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+        trusting = Upstream(load_settings(upstream_url=url, upstream_transport=transport))
+        try:
+            response = await trusting.send("GET", "/models", headers={})
+            assert response.status_code == 200
+            await response.aclose()
+        finally:
+            await trusting.aclose()
+    finally:
         await runner.cleanup()
