@@ -179,7 +179,7 @@ class Settings(BaseSettings):
     upstream_url: str = "http://127.0.0.1:9100/v1"
     anthropic_upstream_url: str | None = None  # base URL for /v1/messages; default: upstream_url
     upstream_api_key: SecretStr | None = None
-    upstream_transport: Literal["auto", "pyreqwest", "aiohttp", "httpx"] = "auto"
+    upstream_transport: Literal["auto", "asyncio", "pyreqwest", "aiohttp", "httpx"] = "auto"
     upstream_max_connections: int = Field(default=256, gt=0)
     host: str = "127.0.0.1"
     # With no client keys in the policy, anyone who reaches the proxy spends the upstream key:

@@ -1,16 +1,17 @@
 """The one connection-pooled HTTP client to the upstream model API, and its error translation.
 
-The client library lives here and nowhere else: the rest of the proxy sees an `UpstreamResponse`
-(status, lower-case headers, the body as it arrives) and our own errors. The default transport,
-`auto`, sends plain calls through reqwest (Rust, via pyreqwest) and streams through aiohttp: on the
-overhead benchmark's request a plain round trip costs about 150-250 us of CPU through reqwest
-against aiohttp's 300-400 (the proxy's own per-request CPU fell about 100 us), while a stream costs
-about 10% more through reqwest, which hands each chunk over from its own thread. `pyreqwest`,
-`aiohttp` and `httpx` (httpx's own transport, which loses throughput as concurrency rises,
-encode/httpx#3215) send everything one way. Whichever runs, no redirect is followed, no cookie kept, no proxy variable
-read, no body decompressed. The upstream key is the proxy's own and is added here (in the form
-the wire API's `upstream_auth` gives), to requests only; client headers are passed through an
-allow-list so nothing a client sends can steer or impersonate the proxy upstream.
+The client lives here and nowhere else: the rest of the proxy sees an `UpstreamResponse` (status,
+lower-case headers, the body as it arrives) and our own errors. The default transport, `auto`, is
+`asyncio`: the small HTTP/1.1 client in `proxy.http1` (asyncio's transports and the llhttp parser),
+which on the overhead benchmark's request costs about 50-80 us of CPU a round trip against reqwest's
+150-175 (pyreqwest: each request and chunk crosses to and from its own runtime thread) and
+aiohttp's 190-220; in the running proxy the default pipeline's CPU per request fell from about
+1.55x the floor's to 1.32x in the same run. `pyreqwest`, `aiohttp` and `httpx` (httpx's own
+transport, which loses throughput as concurrency rises, encode/httpx#3215) remain selectable.
+Whichever runs, no redirect is followed, no cookie kept, no proxy variable read, no body
+decompressed. The upstream key is the proxy's own and is added here (in the form the wire API's
+`upstream_auth` gives), to requests only; client headers are passed through an allow-list so
+nothing a client sends can steer or impersonate the proxy upstream.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from pyreqwest.exceptions import NetworkError as ReqwestNetworkError
 from pyreqwest.exceptions import PyreqwestError as ReqwestError
 from yarl import URL
 
-from proxy.errors import GuardProxyError, InvalidRequest, UpstreamError, UpstreamTimeout
+from proxy import __version__
+from proxy.errors import GuardProxyError, InvalidRequest, UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from proxy.http1 import ClosedBeforeAnswer, ConnectFailed, Http1Client, Http1Error, Truncated
+from proxy.http1 import Timeout as Http1Timeout
 from proxy.providers.base import bearer_auth
 from proxy.settings import Settings
 
@@ -80,7 +84,7 @@ class UpstreamResponse:
                 yield chunk
         except GuardProxyError:
             raise
-        except (aiohttp.ClientError, httpx.HTTPError, TimeoutError) as exc:
+        except (aiohttp.ClientError, httpx.HTTPError, TimeoutError, Http1Error) as exc:
             raise translate(exc) from exc
 
     async def aiter_text(self) -> AsyncIterator[str]:
@@ -111,21 +115,22 @@ class Upstream:
         self._transport = settings.upstream_transport
         t = settings.timeouts
         limit = settings.upstream_max_connections
-        # `auto`: reqwest for plain calls (about half of aiohttp's CPU a round trip) and aiohttp for
-        # streams (reqwest hands each SSE chunk over through its own thread: about 10% more CPU a
-        # stream on the overhead harness).
-        self._reqwest_plain = self._transport in ("auto", "pyreqwest")
-        self._reqwest_streams = self._transport == "pyreqwest"
+        self._reqwest = self._transport == "pyreqwest"
         self._rclients: dict[bool, Any] = {}
+        self._h1: Http1Client | None = None
         self._session: aiohttp.ClientSession | None = None
         self._client: httpx.AsyncClient | None = None
-        if self._reqwest_plain:
+        self._idle_s = {False: t.read_s, True: t.stream_idle_s}
+        if self._transport in ("auto", "asyncio"):
+            self._h1 = Http1Client(limit=limit, connect_s=t.connect_s, pool_s=t.read_s,
+                                   user_agent=f"guardproxy/{__version__}")
+        if self._reqwest:
             # One client per read timeout: reqwest's read timeout is the client's, and a stream may
             # sit idle far longer than a plain answer may take to start.
             self._rclients = {stream: _reqwest_client(limit, t.connect_s, t.read_s,
                                                       t.stream_idle_s if stream else t.read_s)
-                              for stream in ((False, True) if self._reqwest_streams else (False,))}
-        if self._transport in ("auto", "aiohttp"):
+                              for stream in (False, True)}
+        if self._transport == "aiohttp":
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0),
                 # No cookies kept: one an upstream sets for one client's call must not ride on the next.
@@ -155,6 +160,8 @@ class Upstream:
     async def aclose(self) -> None:
         for client in self._rclients.values():
             await client.close()
+        if self._h1 is not None:
+            await self._h1.aclose()
         if self._session is not None:
             await self._session.close()
         if self._client is not None:
@@ -190,12 +197,24 @@ class Upstream:
             # (the Responses routes) must not grow it without bound.
             if len(self._urls) < _MAX_CACHED_URLS:
                 self._urls[(vendor, path)] = url
-        if self._reqwest_streams if stream else self._reqwest_plain:
+        if self._h1 is not None:
+            return await self._send_h1(self._h1, method, url, content, headers, stream)
+        if self._reqwest:
             return await self._send_reqwest(method, url, content, headers, stream)
         if self._session is not None:
             return await self._send_aiohttp(self._session, method, url, content, headers, stream)
         assert self._client is not None
         return await self._send_httpx(self._client, method, url, content, headers, stream)
+
+    async def _send_h1(
+        self, client: Http1Client, method: str, url: str, content: bytes | None, headers: dict[str, str],
+        stream: bool,
+    ) -> UpstreamResponse:
+        try:
+            response = await client.request(method, url, headers, content, self._idle_s[stream])
+        except Http1Error as exc:
+            raise translate(exc) from exc
+        return UpstreamResponse(response.status, _lower(response.headers), response.chunks(), response.close)
 
     async def _send_reqwest(
         self, method: str, url: str, content: bytes | None, headers: dict[str, str], stream: bool
@@ -336,6 +355,16 @@ def relay_headers(upstream_headers: Mapping[str, str]) -> dict[str, str]:
 def translate(exc: BaseException, *, reading_body: bool = False) -> UpstreamError:
     """A client library's failure as our error: 504 for timeouts, 502 for everything else, with a
     code that says which (unreachable, reset, truncated)."""
+    if isinstance(exc, Http1Error):
+        if isinstance(exc, Http1Timeout):
+            return UpstreamTimeout("upstream timed out: no response within the configured read timeout")
+        if isinstance(exc, ConnectFailed):
+            return UpstreamError(f"upstream unreachable: {exc}", code=exc.code)
+        if isinstance(exc, ClosedBeforeAnswer):
+            return UpstreamError("upstream closed the connection before answering", code=exc.code)
+        if isinstance(exc, Truncated):
+            return UpstreamError("upstream response truncated: the connection closed mid-body", code=exc.code)
+        return UpstreamProtocolError(f"upstream answered with a response that is not valid HTTP: {exc}")
     if isinstance(exc, ReqwestError):
         if isinstance(exc, TimeoutError):  # connect, pool, read: all a timeout, as aiohttp's are
             return UpstreamTimeout("upstream timed out: no response within the configured read timeout")

@@ -18,11 +18,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from proxy import __version__
 from proxy.errors import UpstreamError
 from proxy.settings import load_settings
 from proxy.upstream import Upstream
 
-TRANSPORTS = ["auto", "pyreqwest", "aiohttp", "httpx"]
+TRANSPORTS = ["auto", "asyncio", "pyreqwest", "aiohttp", "httpx"]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -126,7 +127,8 @@ async def test_proxy_variables_in_the_environment_do_not_steer_it(
         await runner.cleanup()
 
 
-async def test_a_body_cut_short_is_truncated_and_a_dead_port_unreachable() -> None:
+@pytest.mark.parametrize("transport", ["asyncio", "pyreqwest"])
+async def test_a_body_cut_short_is_truncated_and_a_dead_port_unreachable(transport: str) -> None:
     async def short(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"content-length": "100", "content-type": "application/json"})
         await response.prepare(request)
@@ -136,7 +138,7 @@ async def test_a_body_cut_short_is_truncated_and_a_dead_port_unreachable() -> No
         return response
 
     runner, port = await _serve([("POST", "/v1/chat/completions", short)])
-    upstream = Upstream(load_settings(upstream_url=f"http://127.0.0.1:{port}/v1", upstream_transport="pyreqwest"))
+    upstream = Upstream(load_settings(upstream_url=f"http://127.0.0.1:{port}/v1", upstream_transport=transport))
     try:
         with pytest.raises(UpstreamError) as exc:  # at send (the read-ahead saw it) or at the read
             response = await upstream.send("POST", "/chat/completions", content=b"{}",
@@ -150,7 +152,7 @@ async def test_a_body_cut_short_is_truncated_and_a_dead_port_unreachable() -> No
     finally:
         await upstream.aclose()
         await runner.cleanup()
-    dead = Upstream(load_settings(upstream_url=f"http://127.0.0.1:{port}/v1", upstream_transport="pyreqwest"))
+    dead = Upstream(load_settings(upstream_url=f"http://127.0.0.1:{port}/v1", upstream_transport=transport))
     try:
         with pytest.raises(UpstreamError) as exc:
             await dead.send("GET", "/models", headers={})
@@ -159,7 +161,7 @@ async def test_a_body_cut_short_is_truncated_and_a_dead_port_unreachable() -> No
         await dead.aclose()
 
 
-async def test_auto_sends_plain_calls_through_reqwest_and_streams_through_aiohttp() -> None:
+async def test_auto_sends_plain_calls_and_streams_through_the_asyncio_client() -> None:
     agents: list[str] = []
 
     async def models(request: web.Request) -> web.Response:
@@ -177,7 +179,7 @@ async def test_auto_sends_plain_calls_through_reqwest_and_streams_through_aiohtt
     finally:
         await upstream.aclose()
         await runner.cleanup()
-    assert "pyreqwest" in agents[0] and "aiohttp" in agents[1]
+    assert agents == [f"guardproxy/{__version__}"] * 2
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -239,8 +241,8 @@ def _private_ca(tmp: Path) -> tuple[Path, ssl.SSLContext]:
     return tmp / "ca.pem", context
 
 
-@pytest.mark.parametrize("transport", ["auto", "pyreqwest"])
-async def test_reqwest_verifies_an_https_upstream_against_the_system_store_and_ssl_cert_file(
+@pytest.mark.parametrize("transport", ["auto", "asyncio", "pyreqwest"])
+async def test_an_https_upstream_is_verified_against_the_system_store_and_ssl_cert_file(
     transport: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An upstream behind a private CA is refused until SSL_CERT_FILE names the CA, as with OpenSSL.

@@ -1,0 +1,203 @@
+"""The asyncio HTTP/1.1 client against a raw socket server that says exactly the given bytes: keep-alive
+reuse, bodies by length, chunks and close, interim answers, and a hostile upstream (bytes after the
+answer, a smuggled second response, an endless head, an endless body, silence, a pool held full)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from proxy.http1 import (
+    MAX_HEAD_BYTES,
+    READ_AHEAD,
+    BadResponse,
+    ClosedBeforeAnswer,
+    ConnectFailed,
+    Http1Client,
+    Timeout,
+    Truncated,
+)
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return head + await reader.readexactly(length)
+
+
+class Server:
+    """Answers each request on each connection with `answer(n)` (n counts requests overall)."""
+
+    def __init__(self, answer: Callable[[int], bytes], close_after: bool = False) -> None:
+        self.answer = answer
+        self.close_after = close_after
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.server: asyncio.Server | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                self.requests.append(await _read_request(reader))
+                writer.write(self.answer(len(self.requests)))
+                await writer.drain()
+                if self.close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1/chat"
+
+
+async def _serve(server: Server) -> Server:
+    server.server = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    return server
+
+
+async def _body(chunks: AsyncIterator[bytes]) -> bytes:
+    return b"".join([c async for c in chunks])
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Http1Client]:
+    c = Http1Client(limit=4, connect_s=2, pool_s=0.3)
+    yield c
+    await c.aclose()
+
+
+async def _get(client: Http1Client, url: str, idle_s: float = 2.0) -> tuple[int, bytes]:
+    response = await client.request("POST", url, {"content-type": "application/json"}, b'{"a":1}', idle_s)
+    try:
+        return response.status, await _body(response.chunks())
+    finally:
+        await response.close()
+
+
+async def test_a_connection_is_reused_after_a_complete_answer_and_the_request_is_well_formed(
+    client: Http1Client,
+) -> None:
+    server = await _serve(Server(lambda n: OK))
+    for _ in range(5):
+        assert await _get(client, server.url) == (200, b"{}")
+    assert server.connections == 1
+    first = server.requests[0]
+    assert first.startswith(b"POST /v1/chat HTTP/1.1\r\nhost: 127.0.0.1:")
+    assert b"\r\ncontent-length: 7\r\n" in first and first.endswith(b'\r\n\r\n{"a":1}')
+    assert b"user-agent: guardproxy" in first
+
+
+async def test_chunked_and_until_close_bodies_and_an_interim_answer(client: Http1Client) -> None:
+    chunked = (b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n"
+               b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    server = await _serve(Server(lambda n: chunked))
+    response = await client.request("GET", server.url, {}, None, 2)
+    assert (response.status, response.headers) == (200, [(b"transfer-encoding", b"chunked")])
+    assert await _body(response.chunks()) == b"abcde"
+    await response.close()
+    until_close = await _serve(Server(lambda n: b"HTTP/1.1 200 OK\r\n\r\nall of it", close_after=True))
+    assert await _get(client, until_close.url) == (200, b"all of it")
+
+
+async def test_a_body_cut_short_is_truncated_and_the_connection_not_reused(client: Http1Client) -> None:
+    server = await _serve(Server(lambda n: b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n{\"partial\"",
+                                 close_after=True))
+    with pytest.raises(Truncated):
+        await _get(client, server.url)
+    silent = await _serve(Server(lambda n: b"", close_after=True))
+    with pytest.raises(ClosedBeforeAnswer):
+        await _get(client, silent.url)
+    assert client._open == 0  # both connections closed and counted out
+
+
+async def test_bytes_after_the_answer_are_not_taken_as_the_next_answer(client: Http1Client) -> None:
+    # A second response smuggled after the first (same write): it must not answer the next request.
+    smuggled = OK + b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged"
+    server = await _serve(Server(lambda n: smuggled if n == 1 else OK))
+    assert await _get(client, server.url) == (200, b"{}")
+    assert await _get(client, server.url) == (200, b"{}")
+    assert server.connections == 2  # the first connection was dropped, never reused
+
+
+async def test_an_upstream_that_closes_an_idle_connection_gets_a_new_one(client: Http1Client) -> None:
+    server = await _serve(Server(lambda n: OK, close_after=True))  # keep-alive promised, then closed
+    for _ in range(3):
+        assert await _get(client, server.url) == (200, b"{}")
+        await asyncio.sleep(0.05)  # the close arrives while the connection sits idle
+    assert server.connections == 3
+
+
+async def test_malformed_or_endless_heads_are_refused(client: Http1Client) -> None:
+    bad = await _serve(Server(lambda n: b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{}"))
+    with pytest.raises(BadResponse):
+        await _get(client, bad.url)
+    endless = await _serve(Server(lambda n: b"HTTP/1.1 200 OK\r\n" + b"x-pad: " + b"a" * (MAX_HEAD_BYTES + 10)))
+    with pytest.raises(BadResponse, match="larger than"):
+        await _get(client, endless.url)
+
+
+async def test_silence_times_out_for_the_head_and_for_the_body(client: Http1Client) -> None:
+    mute = await _serve(Server(lambda n: b""))  # reads the request, never answers
+    with pytest.raises(Timeout, match="no response"):
+        await _get(client, mute.url, idle_s=0.2)
+    stalls = await _serve(Server(lambda n: b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"))
+    with pytest.raises(Timeout, match="body"):
+        await _get(client, stalls.url, idle_s=0.2)
+
+
+async def test_a_large_body_is_read_with_bounded_read_ahead(client: Http1Client) -> None:
+    size = 8 * READ_AHEAD
+    server = await _serve(Server(lambda n: b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size + b"x" * size))
+    response = await client.request("GET", server.url, {}, None, 2)
+    total, largest = 0, 0
+    async for chunk in response.chunks():
+        total += len(chunk)
+        largest = max(largest, len(chunk))
+        await asyncio.sleep(0.01)  # a slow reader: the socket must stop being read meanwhile
+    await response.close()
+    assert total == size
+    assert largest <= READ_AHEAD + (1 << 20)  # at most the read-ahead plus one socket read
+
+
+async def test_a_full_pool_makes_a_request_wait_then_time_out() -> None:
+    client = Http1Client(limit=1, connect_s=2, pool_s=0.2)
+    server = await _serve(Server(lambda n: OK))
+    try:
+        held = await client.request("GET", server.url, {}, None, 2)  # its body left unread: slot held
+        with pytest.raises(Timeout, match="free connection"):
+            await client.request("GET", server.url, {}, None, 2)
+        waiting = asyncio.create_task(_get(client, server.url))
+        await asyncio.sleep(0.05)
+        assert await _body(held.chunks()) == b"{}"
+        await held.close()  # back to the pool: the waiting request takes it
+        assert await waiting == (200, b"{}")
+        assert server.connections == 1
+    finally:
+        await client.aclose()
+
+
+async def test_header_line_breaks_are_refused_and_a_dead_port_is_unreachable(client: Http1Client) -> None:
+    server = await _serve(Server(lambda n: OK))
+    with pytest.raises(ValueError, match="line break"):
+        await client.request("GET", server.url, {"x-a": "b\r\nx-injected: 1"}, None, 2)
+    assert server.requests == []
+    assert server.server is not None
+    port = server.server.sockets[0].getsockname()[1]
+    server.server.close()
+    await server.server.wait_closed()
+    with pytest.raises(ConnectFailed):
+        await client.request("GET", f"http://127.0.0.1:{port}/v1", {}, None, 2)
