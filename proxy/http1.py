@@ -34,29 +34,27 @@ _MAX_TARGETS = 64
 
 
 class Http1Error(Exception):
-    """A failure of the exchange itself; `code` says which, for the caller's own error."""
-
-    code = "upstream_error"
+    """A failure of the exchange itself; the caller turns each kind into its own error."""
 
 
 class ConnectFailed(Http1Error):
-    code = "upstream_unreachable"
+    """No connection could be made (refused, unreachable, TLS refused)."""
 
 
 class ClosedBeforeAnswer(Http1Error):
-    code = "upstream_reset"
+    """The connection closed before the response head was complete."""
 
 
 class Truncated(Http1Error):
-    code = "upstream_truncated"
+    """The connection closed before the body its head announced was complete."""
 
 
 class BadResponse(Http1Error):
-    code = "upstream_bad_response"
+    """What came back is not a valid HTTP/1.1 response (or its head is too large)."""
 
 
 class Timeout(Http1Error, TimeoutError):
-    code = "upstream_timeout"
+    """A wait (connection, free pool slot, head, body) ran past its deadline."""
 
 
 class _Target:

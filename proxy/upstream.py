@@ -359,11 +359,12 @@ def translate(exc: BaseException, *, reading_body: bool = False) -> UpstreamErro
         if isinstance(exc, Http1Timeout):
             return UpstreamTimeout("upstream timed out: no response within the configured read timeout")
         if isinstance(exc, ConnectFailed):
-            return UpstreamError(f"upstream unreachable: {exc}", code=exc.code)
+            return UpstreamError(f"upstream unreachable: {exc}", code="upstream_unreachable")
         if isinstance(exc, ClosedBeforeAnswer):
-            return UpstreamError("upstream closed the connection before answering", code=exc.code)
+            return UpstreamError("upstream closed the connection before answering", code="upstream_reset")
         if isinstance(exc, Truncated):
-            return UpstreamError("upstream response truncated: the connection closed mid-body", code=exc.code)
+            return UpstreamError("upstream response truncated: the connection closed mid-body",
+                                 code="upstream_truncated")
         return UpstreamProtocolError(f"upstream answered with a response that is not valid HTTP: {exc}")
     if isinstance(exc, ReqwestError):
         if isinstance(exc, TimeoutError):  # connect, pool, read: all a timeout, as aiohttp's are
