@@ -21,6 +21,7 @@ keep-alive; anything else closes it.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
@@ -29,8 +30,15 @@ from urllib.parse import urlsplit
 import httptools
 
 READ_AHEAD = 256 << 10  # unread body bytes held before the socket stops being read
-MAX_HEAD_BYTES = 64 << 10  # status line and headers together
+MAX_HEAD_BYTES = 64 << 10  # status line and headers together; also bytes in a row that carry no body
 _MAX_TARGETS = 64
+# What may go on the wire (RFC 9110/9112): a token for the method and header names, visible ASCII
+# for the request target (no "#"), visible ASCII, space and tab for header values.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_URL = re.compile(r"[!-\x22\x24-~]+")
+_VALUE = re.compile(r"[\t\x20-\x7e]*")
+# Framing is the client's own business: a caller's copy of these would contradict it.
+_OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
 class Http1Error(Exception):
@@ -63,6 +71,10 @@ class _Target:
     __slots__ = ("host", "host_header", "key", "port", "request_target", "tls")
 
     def __init__(self, url: str) -> None:
+        # Checked before splitting: urlsplit drops tabs and line breaks silently.
+        if not _URL.fullmatch(url):
+            raise ValueError(f"URL {url[:80]!r} holds a character a request line cannot (space, control, "
+                             "non-ASCII or '#')")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -79,8 +91,9 @@ class _Target:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; llhttp's callbacks fill in the response being read."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, tls: bool) -> None:
         self.loop = loop
+        self.tls = tls
         self.transport: asyncio.Transport | None = None
         self.lost = False
         self.lost_error: BaseException | None = None
@@ -95,7 +108,7 @@ class _Connection(asyncio.Protocol):
         self.complete = False
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
-        self.head_bytes = 0
+        self.barren = 0  # bytes read in a row that added nothing (head, trailers, chunk extensions)
         self.parse_error: str | None = None
         self.paused = False
         self.keep_alive = False
@@ -110,14 +123,17 @@ class _Connection(asyncio.Protocol):
             self.extra = True
             self._drop()
             return
-        if not self.head_done:
-            self.head_bytes += len(data)
+        before = self.buffered
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self.parse_error = f"the upstream's response is not valid HTTP/1.1 ({exc})"
-        if self.parse_error is None and not self.head_done and self.head_bytes > MAX_HEAD_BYTES:
-            self.parse_error = f"the upstream's response head is larger than {MAX_HEAD_BYTES} bytes"
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self.parse_error = f"the upstream's response is not valid HTTP/1.1 ({type(exc).__name__}: {exc})"
+        # Bytes that bring no body (an endless head, trailers or chunk extensions) are capped, so
+        # neither memory nor the wait grows with them.
+        self.barren = 0 if self.buffered > before else self.barren + len(data)
+        if self.parse_error is None and not self.complete and self.barren > MAX_HEAD_BYTES:
+            what = "response head" if not self.head_done else "response's bytes that carry no body"
+            self.parse_error = f"the upstream's {what} ran past {MAX_HEAD_BYTES} bytes"
         if self.parse_error is not None:
             self._drop()
         elif self.buffered > READ_AHEAD and not self.paused and self.transport is not None:
@@ -135,7 +151,7 @@ class _Connection(asyncio.Protocol):
             self.extra = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.extra:
+        if not self.extra and not self.head_done:  # trailers are not relayed
             self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -165,11 +181,11 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(data)
 
-    async def wait(self, timeout_s: float, what: str) -> None:
-        """Until the parser or the socket has something new; Timeout after `timeout_s`."""
+    async def wait(self, deadline: float, what: str, timeout_s: float) -> None:
+        """Until the parser or the socket has something new; Timeout at `deadline` (loop time)."""
         waiter = self.loop.create_future()
         self._waiter = waiter
-        timer = self.loop.call_later(timeout_s, _expire, waiter, what, timeout_s)
+        timer = self.loop.call_at(deadline, _expire, waiter, what, timeout_s)
         try:
             await waiter
         finally:
@@ -186,9 +202,11 @@ class _Connection(asyncio.Protocol):
         return data
 
     def reusable(self) -> bool:
-        return (self.complete and not self.lost and not self.extra and self.parse_error is None
-                and self.keep_alive and self.transport is not None
-                and not self.transport.is_closing())
+        # A paused socket may hold bytes it has not read; unsent request bytes (an early answer)
+        # would reach the upstream as the start of the next request: neither is reused.
+        return (self.complete and self.keep_alive and not self.lost and not self.extra and not self.paused
+                and self.parse_error is None and self.transport is not None and not self.transport.is_closing()
+                and not self.transport.get_write_buffer_size())
 
     def reset(self) -> None:
         self._begin()
@@ -227,22 +245,29 @@ class Response:
         self.headers = conn.headers
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; each piece must come within `idle_s` of the one before."""
         conn = self._conn
         if conn is None:
             return
+        deadline = conn.loop.time() + self._idle_s
         while True:
+            if self._conn is not conn:  # closed (its connection may already serve another request)
+                raise RuntimeError("the response was closed before its body was read")
             if conn.chunks:
                 yield conn.take()
+                deadline = conn.loop.time() + self._idle_s
                 continue
             if conn.complete:
                 return
             if conn.parse_error is not None:
                 raise BadResponse(conn.parse_error)
             if conn.lost:
-                if conn.lost_error is None and _until_close(conn):
-                    return  # no length and not chunked: the body is what came before the close
+                # No length and not chunked: the body is what came before the close, but only over
+                # plain TCP; over TLS a close without close_notify may be anyone cutting it short.
+                if conn.lost_error is None and not conn.tls and _until_close(conn):
+                    return
                 raise Truncated("the upstream closed the connection mid-body")
-            await conn.wait(self._idle_s, "more of the response body")
+            await conn.wait(deadline, "more of the response body", self._idle_s)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -274,42 +299,59 @@ class Http1Client:
 
     async def request(self, method: str, url: str, headers: dict[str, str], content: bytes | None,
                       idle_s: float) -> Response:
-        """Send and return once the response head is in; its body is read with `Response.chunks`."""
-        if method == "HEAD":
-            raise ValueError("HEAD is not supported: its answer's length describes a body never sent")
+        """Send and return once the response head is in (within `idle_s`); its body is read with
+        `Response.chunks`. ValueError for a request that cannot be written as given."""
+        if self._closed:
+            raise RuntimeError("the upstream client is closed")
         target = self._target(url)
-        head = [f"{method} {target.request_target} HTTP/1.1\r\nhost: {target.host_header}\r\n"]
-        if "user-agent" not in headers:
-            head.append(f"user-agent: {self.user_agent}\r\n")
-        for name, value in headers.items():
-            if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
-                raise ValueError(f"header {name!r} cannot be sent: it holds a line break or a colon")
-            head.append(f"{name}: {value}\r\n")
-        if content is not None:
-            head.append(f"content-length: {len(content)}\r\n")
-        head.append("\r\n")
-        raw = "".join(head).encode("latin-1")
+        raw = self._head(method, target, headers, content)
         conn = await self._acquire(target)
         try:
             conn.send(raw + content if content else raw)
+            deadline = conn.loop.time() + idle_s
             while not conn.head_done:
                 if conn.parse_error is not None:
                     raise BadResponse(conn.parse_error)
                 if conn.lost:
                     raise ClosedBeforeAnswer("the upstream closed the connection before answering")
-                await conn.wait(idle_s, "response")
+                await conn.wait(deadline, "response", idle_s)
         except BaseException:
             conn.close()
             self._release(target.key, conn)
             raise
         return Response(self, conn, target.key, idle_s)
 
+    def _head(self, method: str, target: _Target, headers: dict[str, str], content: bytes | None) -> bytes:
+        if method == "HEAD" or not _TOKEN.fullmatch(method):
+            raise ValueError(f"method {method[:20]!r} cannot be sent (HEAD is not supported)")
+        head = [f"{method} {target.request_target} HTTP/1.1\r\nhost: {target.host_header}\r\n"]
+        names = set()
+        for name, value in headers.items():
+            key = name.lower()
+            if not _TOKEN.fullmatch(name) or key in _OWN_HEADERS or key in names or not _VALUE.fullmatch(value):
+                raise ValueError(f"header {name[:40]!r} cannot be sent: not a token, set by the client itself, "
+                                 "repeated, or its value holds a control or non-ASCII character")
+            names.add(key)
+            head.append(f"{name}: {value}\r\n")
+        if "user-agent" not in names:
+            head.append(f"user-agent: {self.user_agent}\r\n")
+        if content is not None:
+            head.append(f"content-length: {len(content)}\r\n")
+        head.append("\r\n")
+        return "".join(head).encode("ascii")
+
     async def aclose(self) -> None:
+        """Close idle connections and refuse new requests; waiters for a slot fail now."""
         self._closed = True
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()
+                self._open -= 1
         self._idle.clear()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(RuntimeError("the upstream client is closed"))
 
     def _target(self, url: str) -> _Target:
         target = self._targets.get(url)
@@ -341,6 +383,11 @@ class Http1Client:
             timer = loop.call_at(deadline, _expire, waiter, "free connection", self.pool_s)
             try:
                 await waiter
+            except BaseException:
+                # Woken, then cancelled before it ran: the wake-up must go to the next in line.
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    self._wake_one()
+                raise
             finally:
                 timer.cancel()
                 if waiter in self._waiters:
@@ -368,7 +415,7 @@ class Http1Client:
         try:
             async with asyncio.timeout(self.connect_s):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(loop), target.host, target.port, ssl=context,
+                    lambda: _Connection(loop, target.tls), target.host, target.port, ssl=context,
                     server_hostname=target.host if context is not None else None,
                 )
         except TimeoutError:

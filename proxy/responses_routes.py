@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -147,16 +147,16 @@ def add_routes(app: FastAPI, settings: Settings, policies: PolicyStore) -> None:
 
     @app.get("/v1/responses/{response_id}")
     async def retrieve(request: Request, response_id: str) -> Response:
-        return await judged(request, "GET", f"/responses/{response_id}")
+        return await judged(request, "GET", _stored(response_id))
 
     @app.post("/v1/responses/{response_id}/cancel")
     async def cancel(request: Request, response_id: str) -> Response:
-        return await judged(request, "POST", f"/responses/{response_id}/cancel")
+        return await judged(request, "POST", _stored(response_id, "/cancel"))
 
     @app.delete("/v1/responses/{response_id}")
     async def delete(request: Request, response_id: str) -> Response:
         authenticate(request)
-        status, data, headers = await forward(request, "DELETE", f"/responses/{response_id}")
+        status, data, headers = await forward(request, "DELETE", _stored(response_id))
         if status == 200:
             await state.delete(response_id)
         return _relayed(status, data, headers)
@@ -165,8 +165,15 @@ def add_routes(app: FastAPI, settings: Settings, policies: PolicyStore) -> None:
     async def input_items(request: Request, response_id: str) -> Response:
         # What the client itself sent (judged when it was sent); it is not model output.
         authenticate(request)
-        status, data, headers = await forward(request, "GET", f"/responses/{response_id}/input_items")
+        status, data, headers = await forward(request, "GET", _stored(response_id, "/input_items"))
         return _relayed(status, data, headers)
+
+
+def _stored(response_id: str, action: str = "") -> str:
+    """The upstream path of a stored response. The id arrives percent-decoded: escaped again, a "?",
+    "#" or "/" inside it stays part of the id instead of starting a query (a raw stream the proxy
+    would relay unjudged), a fragment or another route."""
+    return f"/responses/{quote(response_id, safe='')}{action}"
 
 
 async def _recall(state: StateStore, key: str | None) -> Remembered | None:

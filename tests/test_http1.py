@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
+from test_upstream import _private_ca
 
 from proxy.http1 import (
     MAX_HEAD_BYTES,
@@ -146,8 +148,49 @@ async def test_malformed_or_endless_heads_are_refused(client: Http1Client) -> No
     with pytest.raises(BadResponse):
         await _get(client, bad.url)
     endless = await _serve(Server(lambda n: b"HTTP/1.1 200 OK\r\n" + b"x-pad: " + b"a" * (MAX_HEAD_BYTES + 10)))
-    with pytest.raises(BadResponse, match="larger than"):
+    with pytest.raises(BadResponse, match="ran past"):
         await _get(client, endless.url)
+    switch = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n"
+    upgrade = await _serve(Server(lambda n: switch))
+    with pytest.raises(BadResponse):
+        await _get(client, upgrade.url)
+    assert client._open == 0
+
+
+async def test_endless_trailers_or_chunk_extensions_are_capped_not_held(client: Http1Client) -> None:
+    # After the last chunk, trailer lines that never end: neither kept nor waited on without bound.
+    trailers = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n" + b"".join(
+        b"x-t%d: %s\r\n" % (i, b"a" * 100) for i in range(2000))
+    server = await _serve(Server(lambda n: trailers))
+    response = await client.request("GET", server.url, {}, None, 2)
+    with pytest.raises(BadResponse, match="carry no body"):
+        await _body(response.chunks())
+    assert len(response.headers) == 1  # the trailers never joined the head
+    await response.close()
+    extension = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n5;" + b"e" * (MAX_HEAD_BYTES + 100)
+    server = await _serve(Server(lambda n: extension))
+    response = await client.request("GET", server.url, {}, None, 2)
+    with pytest.raises((BadResponse, Timeout)):
+        await _body(response.chunks())
+    await response.close()
+
+
+async def test_a_trickled_head_times_out_on_a_fixed_deadline(client: Http1Client) -> None:
+    # One byte at a time, each well inside the idle time: the head still has one deadline.
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        for byte in b"HTTP/1.1 200 OK\r\nx-slow: " + b"a" * 1000:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    start = asyncio.get_running_loop().time()
+    with pytest.raises(Timeout, match="no response"):
+        await client.request("GET", f"http://127.0.0.1:{port}/", {}, None, 0.3)
+    assert asyncio.get_running_loop().time() - start < 1.0
+    server.close()
 
 
 async def test_silence_times_out_for_the_head_and_for_the_body(client: Http1Client) -> None:
@@ -173,6 +216,50 @@ async def test_a_large_body_is_read_with_bounded_read_ahead(client: Http1Client)
     assert largest <= READ_AHEAD + (1 << 20)  # at most the read-ahead plus one socket read
 
 
+async def test_a_large_answer_closed_unread_is_not_reused(client: Http1Client) -> None:
+    # Complete but left unread past the read-ahead: the socket is paused and is not put back.
+    size = 2 * READ_AHEAD
+    server = await _serve(Server(lambda n: b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size + b"x" * size))
+    response = await client.request("GET", server.url, {}, None, 2)
+    await asyncio.sleep(0.1)
+    await response.close()
+    status, body = await _get(client, server.url)
+    assert (status, len(body)) == (200, size)
+    assert server.connections == 2
+
+
+async def test_a_closed_response_cannot_read_the_next_requests_body(client: Http1Client) -> None:
+    server = await _serve(Server(lambda n: b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nr%d\n" % n))
+    first = await client.request("GET", server.url, {}, None, 2)
+    stale = first.chunks()
+    assert await stale.__anext__() == b"r1\n"
+    await first.close()
+    assert await _get(client, server.url) == (200, b"r2\n")
+    with pytest.raises(RuntimeError, match="closed"):
+        await stale.__anext__()
+
+
+async def test_a_waiter_cancelled_after_its_wake_up_passes_it_on() -> None:
+    client = Http1Client(limit=1, connect_s=2, pool_s=3)
+    server = await _serve(Server(lambda n: OK))
+    try:
+        held = await client.request("GET", server.url, {}, None, 2)
+        second = asyncio.create_task(_get(client, server.url))
+        third = asyncio.create_task(_get(client, server.url))
+        await asyncio.sleep(0.05)
+        await _body(held.chunks())
+        await held.close()  # wakes the second request...
+        second.cancel()  # ...which is cancelled before it runs: the third must not wait 3 s
+        start = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(third, 1) == (200, b"{}")
+        assert asyncio.get_running_loop().time() - start < 0.5
+    finally:
+        await client.aclose()
+    assert client._open == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.request("GET", server.url, {}, None, 2)
+
+
 async def test_a_full_pool_makes_a_request_wait_then_time_out() -> None:
     client = Http1Client(limit=1, connect_s=2, pool_s=0.2)
     server = await _serve(Server(lambda n: OK))
@@ -190,14 +277,64 @@ async def test_a_full_pool_makes_a_request_wait_then_time_out() -> None:
         await client.aclose()
 
 
-async def test_header_line_breaks_are_refused_and_a_dead_port_is_unreachable(client: Http1Client) -> None:
+@pytest.mark.parametrize(("method", "path", "headers"), [
+    ("GET", "/v1", {"x-a": "b\r\nx-injected: 1"}),
+    ("GET", "/v1", {"x-a": "b\x00"}),
+    ("GET", "/v1", {"x-a": "caf\u00e9"}),
+    ("GET", "/v1", {"x a": "b"}),
+    ("GET", "/v1", {"content-length ": "0"}),
+    ("GET", "/v1", {"Content-Length": "0"}),
+    ("GET", "/v1", {"transfer-encoding": "chunked"}),
+    ("GET", "/v1", {"Host": "elsewhere"}),
+    ("GET", "/v1", {"user-agent": "a", "User-Agent": "b"}),
+    ("GET\r\nX", "/v1", {}),
+    ("HEAD", "/v1", {}),
+    ("GET", "/v1 HTTP/1.1\r\nx-a: 1", {}),
+    ("GET", "/v1/a b", {}),
+    ("GET", "/v1/a\x00", {}),
+    ("GET", "/v1/a#frag", {}),
+    ("GET", "/v1/caf\u00e9", {}),
+])
+async def test_what_cannot_be_written_as_given_is_refused_before_sending(
+    client: Http1Client, method: str, path: str, headers: dict[str, str]
+) -> None:
     server = await _serve(Server(lambda n: OK))
-    with pytest.raises(ValueError, match="line break"):
-        await client.request("GET", server.url, {"x-a": "b\r\nx-injected: 1"}, None, 2)
-    assert server.requests == []
+    assert server.server is not None
+    base = f"http://127.0.0.1:{server.server.sockets[0].getsockname()[1]}"
+    with pytest.raises(ValueError):
+        await client.request(method, base + path, headers, None, 2)
+    assert server.requests == [] and server.connections == 0
+
+
+async def test_a_dead_port_is_unreachable(client: Http1Client) -> None:
+    server = await _serve(Server(lambda n: OK))
     assert server.server is not None
     port = server.server.sockets[0].getsockname()[1]
     server.server.close()
     await server.server.wait_closed()
     with pytest.raises(ConnectFailed):
         await client.request("GET", f"http://127.0.0.1:{port}/v1", {}, None, 2)
+
+
+async def test_over_tls_a_body_ended_by_a_bare_close_is_truncated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a length, a body ends with the connection; over TLS only a close_notify says the
+    # upstream ended it, since anyone on the path can cut the TCP connection.
+    ca, context = _private_ca(tmp_path)
+
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\n{\"answer\": \"the first half")
+        await writer.drain()
+        writer.transport.abort()  # TCP closed, no close_notify
+
+    server = await asyncio.start_server(cut, "127.0.0.1", 0, ssl=context)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    client = Http1Client(limit=2, connect_s=2, pool_s=1)
+    try:
+        with pytest.raises(Truncated):
+            await _get(client, f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1")
+    finally:
+        await client.aclose()
+        server.close()

@@ -169,6 +169,23 @@ def test_background_and_stream_resume_are_judged(keyed: ProxyHandle) -> None:
     assert not [o for o in done.output if o.type == "function_call"] and "withheld" in done.output_text
 
 
+def test_a_response_id_smuggling_a_query_or_path_reaches_the_upstream_as_one_segment(keyed: ProxyHandle) -> None:
+    # "%3Fstream%3Dtrue" decodes to "?stream=true": put back into the upstream path unescaped it would
+    # ask the upstream for a raw stream the proxy relays without judging (the proxy strips `stream`
+    # from the query for exactly that reason); "%2F..%2F" would reach another route.
+    client = mailer(keyed)
+    first = client.responses.create(model="sim-gpt", tools=TOOLS, input="Please call read_inbox.")
+    queued = client.responses.create(model="sim-gpt", tools=TOOLS, previous_response_id=first.id, background=True,
+                                     input=[{"type": "function_call_output", "call_id": first.output[0].call_id,
+                                             "output": POISON}])
+    auth = {"Authorization": "Bearer mailer-key"}
+    for smuggled in (f"{queued.id}%3Fstream%3Dtrue", f"{queued.id}%23", f"x%2F..%2F{queued.id}"):
+        got = httpx.get(f"{keyed.url}/responses/{smuggled}", headers=auth)
+        assert got.status_code == 404, (smuggled, got.status_code, got.text[:200])
+        assert not got.headers["content-type"].startswith("text/event-stream")
+        assert "function_call" not in got.text
+
+
 def test_store_false_delete_cancel_and_input_items(keyed: ProxyHandle) -> None:
     client = mailer(keyed)
     unstored = client.responses.create(model="sim-gpt", input="hi", store=False)
