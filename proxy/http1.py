@@ -32,6 +32,9 @@ import httptools
 READ_AHEAD = 256 << 10  # unread body bytes held before the socket stops being read
 MAX_HEAD_BYTES = 64 << 10  # status line and headers together; also bytes in a row that carry no body
 _MAX_TARGETS = 64
+# An idle connection older than this is closed rather than reused (aiohttp's keep-alive time): an
+# upstream's own idle timeout may be closing it just as a request goes out on it.
+IDLE_S = 15.0
 # What may go on the wire (RFC 9110/9112): a token for the method and header names, visible ASCII
 # for the request target (no "#"), visible ASCII, space and tab for header values.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -98,6 +101,7 @@ class _Connection(asyncio.Protocol):
         self.lost = False
         self.lost_error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self.idle_since = 0.0
         self._begin()
 
     def _begin(self) -> None:
@@ -367,10 +371,11 @@ class Http1Client:
         while True:
             idle = self._idle.get(target.key)
             while idle:
-                conn = idle.pop()
-                if conn.lost or conn.transport is None or conn.transport.is_closing() or conn.extra:
+                conn = idle.pop()  # the most recently used first
+                stale = conn.loop.time() - conn.idle_since > IDLE_S
+                if stale or conn.lost or conn.transport is None or conn.transport.is_closing() or conn.extra:
                     conn.close()
-                    self._open -= 1  # closed (or written to) by the upstream while it sat idle
+                    self._open -= 1  # closed (or written to) by the upstream while it sat idle, or too old
                     continue
                 conn.reset()
                 return conn
@@ -434,6 +439,7 @@ class Http1Client:
 
     def _release(self, key: tuple[bool, str, int], conn: _Connection) -> None:
         if not self._closed and conn.reusable():
+            conn.idle_since = conn.loop.time()
             self._idle.setdefault(key, []).append(conn)
         else:
             conn.close()

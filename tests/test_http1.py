@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from test_upstream import _private_ca
 
+from proxy import http1
 from proxy.http1 import (
     MAX_HEAD_BYTES,
     READ_AHEAD,
@@ -133,6 +134,17 @@ async def test_bytes_after_the_answer_are_not_taken_as_the_next_answer(client: H
     assert await _get(client, server.url) == (200, b"{}")
     assert await _get(client, server.url) == (200, b"{}")
     assert server.connections == 2  # the first connection was dropped, never reused
+
+
+async def test_a_connection_idle_too_long_is_not_reused(client: Http1Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "IDLE_S", 0.1)
+    server = await _serve(Server(lambda n: OK))
+    assert await _get(client, server.url) == (200, b"{}")
+    assert await _get(client, server.url) == (200, b"{}")  # at once: the same connection
+    await asyncio.sleep(0.2)
+    assert await _get(client, server.url) == (200, b"{}")
+    assert server.connections == 2
+    assert client._open == 1
 
 
 async def test_an_upstream_that_closes_an_idle_connection_gets_a_new_one(client: Http1Client) -> None:
