@@ -13,12 +13,13 @@ import base64
 import functools
 import json
 import random
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from complexity.growth import assert_near_linear
 from starlette.datastructures import Headers
 
+from proxy import http1
 from proxy.body import parse_json
 from proxy.evidence.bundle import Kept, build, new_id
 from proxy.evidence.chain import GENESIS, Link, link, verify
@@ -85,6 +86,35 @@ def test_body_parser_grows_linearly_with_string_escapes() -> None:
     assert_near_linear("body.parse_json (surrogate walk)", "list length", 2000,
                        lambda n: json.dumps({"xs": ["\\ud83d\\ude00 ok"] * n}).encode().replace(b"\\\\", b"\\"),
                        parse_json)
+
+
+def _upstream_answer(raw: bytes) -> int:
+    """An upstream's response fed to the HTTP/1.1 client's connection in 512-byte reads, its body
+    taken as a reader would take it."""
+    conn = http1._Connection(cast(asyncio.AbstractEventLoop, None), tls=False)  # fed directly: no loop runs
+    total = 0
+    for at in range(0, len(raw), 512):
+        conn.data_received(raw[at:at + 512])
+        if conn.chunks:
+            total += len(conn.take())
+    assert conn.complete and conn.parse_error is None
+    return total
+
+
+def test_upstream_client_grows_linearly_with_body_chunks() -> None:
+    def make(n: int) -> bytes:
+        chunks = b"".join(b"%x\r\n%s\r\n" % (40, b"d" * 40) for _ in range(n))
+        return b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+
+    assert_near_linear("http1 response body", "chunks", 500, make, _upstream_answer)
+
+
+def test_upstream_client_grows_linearly_with_header_count() -> None:
+    def make(n: int) -> bytes:
+        head = b"".join(b"x-h-%d: v\r\n" % i for i in range(n))
+        return b"HTTP/1.1 200 OK\r\n" + head + b"content-length: 2\r\n\r\n{}"
+
+    assert_near_linear("http1 response head", "header count", 150, make, _upstream_answer)
 
 
 def test_header_copy_grows_linearly_with_header_count() -> None:
