@@ -232,7 +232,7 @@ class _Connection(asyncio.Protocol):
 
 def _expire(waiter: asyncio.Future[None], what: str, timeout_s: float) -> None:
     if not waiter.done():
-        waiter.set_exception(Timeout(f"no {what} from the upstream within {timeout_s:g}s"))
+        waiter.set_exception(Timeout(f"no {what} within {timeout_s:g}s"))
 
 
 class Response:
@@ -271,7 +271,7 @@ class Response:
                 if conn.lost_error is None and not conn.tls and _until_close(conn):
                     return
                 raise Truncated("the upstream closed the connection mid-body")
-            await conn.wait(deadline, "more of the response body", self._idle_s)
+            await conn.wait(deadline, "more of the upstream's response body", self._idle_s)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -318,7 +318,7 @@ class Http1Client:
                     raise BadResponse(conn.parse_error)
                 if conn.lost:
                     raise ClosedBeforeAnswer("the upstream closed the connection before answering")
-                await conn.wait(deadline, "response", idle_s)
+                await conn.wait(deadline, "response from the upstream", idle_s)
         except BaseException:
             conn.close()
             self._release(target.key, conn)
@@ -385,7 +385,7 @@ class Http1Client:
             deadline = deadline or loop.time() + self.pool_s
             waiter = loop.create_future()
             self._waiters.append(waiter)
-            timer = loop.call_at(deadline, _expire, waiter, "free connection", self.pool_s)
+            timer = loop.call_at(deadline, _expire, waiter, "free pooled connection", self.pool_s)
             try:
                 await waiter
             except BaseException:

@@ -356,8 +356,8 @@ def translate(exc: BaseException, *, reading_body: bool = False) -> UpstreamErro
     """A client library's failure as our error: 504 for timeouts, 502 for everything else, with a
     code that says which (unreachable, reset, truncated)."""
     if isinstance(exc, Http1Error):
-        if isinstance(exc, Http1Timeout):
-            return UpstreamTimeout("upstream timed out: no response within the configured read timeout")
+        if isinstance(exc, Http1Timeout):  # it says which wait: connection, free slot, head or body
+            return UpstreamTimeout(f"upstream timed out: {exc}")
         if isinstance(exc, ConnectFailed):
             return UpstreamError(f"upstream unreachable: {exc}", code="upstream_unreachable")
         if isinstance(exc, ClosedBeforeAnswer):

@@ -277,7 +277,7 @@ async def test_a_full_pool_makes_a_request_wait_then_time_out() -> None:
     server = await _serve(Server(lambda n: OK))
     try:
         held = await client.request("GET", server.url, {}, None, 2)  # its body left unread: slot held
-        with pytest.raises(Timeout, match="free connection"):
+        with pytest.raises(Timeout, match=r"no free pooled connection within 0\.2s"):
             await client.request("GET", server.url, {}, None, 2)
         waiting = asyncio.create_task(_get(client, server.url))
         await asyncio.sleep(0.05)
