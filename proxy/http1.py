@@ -9,7 +9,7 @@ thing of a client, a request to its own configured upstream, and nothing a gener
 no redirects, cookies, proxy variables, decompression, retries or HTTP/2. Parsing stays with
 llhttp (strict by default: a malformed or smuggling response is a parse error, never guessed at);
 TLS is the ssl module's, verified against the system store and `SSL_CERT_FILE` as OpenSSL reads
-them when the client is made.
+them when the first https connection is made.
 
 Every wait (for a connection, for the response head, for each piece of the body) has its own
 deadline, so a silent upstream costs a bounded time; the body is handed over as it arrives and
