@@ -267,7 +267,8 @@ class Response:
                 raise BadResponse(conn.parse_error)
             if conn.lost:
                 # No length and not chunked: the body is what came before the close, but only over
-                # plain TCP; over TLS a close without close_notify may be anyone cutting it short.
+                # plain TCP. Over TLS asyncio reports a bare TCP close (anyone on the path can cut
+                # one) as it does a close_notify, so such a body is never taken as complete there.
                 if conn.lost_error is None and not conn.tls and _until_close(conn):
                     return
                 raise Truncated("the upstream closed the connection mid-body")
