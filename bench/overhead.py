@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,6 +139,7 @@ class Target:
     mode: str = "new"
     cpu_s: float = 0.0
     requests: int = 0
+    per_round: list[float] = field(default_factory=list)  # CPU µs per request in each measured round
     runs: dict[int, list[Result]] = field(default_factory=lambda: defaultdict(list))
 
     @property
@@ -203,8 +205,10 @@ async def measure(targets: list[Target], conc: list[int], n: int, rounds: int) -
                 before = cpu_seconds(t.pid) if t.pid else 0.0
                 result = await run(t.label, t.url, sent(t, offset, n), c, n)
                 if t.pid:
-                    t.cpu_s += cpu_seconds(t.pid) - before
-                    t.requests += len(result.latencies_ms) + result.errors
+                    spent, count = cpu_seconds(t.pid) - before, len(result.latencies_ms) + result.errors
+                    t.cpu_s += spent
+                    t.requests += count
+                    t.per_round.append(spent / max(count, 1) * 1e6)
                 t.runs[c].append(result)
             offset += n
 
@@ -233,6 +237,13 @@ def report(targets: list[Target], conc: list[int], workers: int) -> None:
         added = "" if t is targets[0] else f"{r.p50 - direct.p50:+.2f} | {r.pct(0.99) - direct.pct(0.99):+.2f}"
         added = added or " | "
         print(f"| {t.label} | {cpu} | {ratio} | {r.p50:.2f} | {r.pct(0.99):.2f} | {added} | {rps} | {errors} |")
+    # How steady the ratio is: each round's CPU per request over the floor's in the same round
+    # (rounds interleave the targets, so a round's ratio shares the machine's state of the moment).
+    print("\n| target | x floor round by round: min / median / max |\n|---|---|")
+    for t in targets[2:]:
+        ratios = sorted(a / b for a, b in zip(t.per_round, floor.per_round, strict=True) if b)
+        if ratios:
+            print(f"| {t.label} | {ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f} |")
 
 
 def main() -> None:
