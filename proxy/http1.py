@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import select
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
@@ -102,6 +103,7 @@ class _Connection(asyncio.Protocol):
         self.lost_error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self.idle_since = 0.0
+        self._poll: select.poll | None = None
         self._begin()
 
     def _begin(self) -> None:
@@ -121,6 +123,15 @@ class _Connection(asyncio.Protocol):
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport subclass
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self._poll = select.poll()
+            self._poll.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+
+    def stirred(self) -> bool:
+        """Whether the socket has something to read right now, before the loop has seen it: on an
+        idle connection that is the upstream closing it (or sending what no request asked for)."""
+        return self._poll is not None and bool(self._poll.poll(0))
 
     def data_received(self, data: bytes) -> None:
         if self.complete or self.extra:  # more after the answer (or while idle): not this response's
@@ -374,9 +385,13 @@ class Http1Client:
             while idle:
                 conn = idle.pop()  # the most recently used first
                 stale = conn.loop.time() - conn.idle_since > IDLE_S
-                if stale or conn.lost or conn.transport is None or conn.transport.is_closing() or conn.extra:
+                if (stale or conn.lost or conn.transport is None or conn.transport.is_closing() or conn.extra
+                        or conn.stirred()):
+                    # Closed (or written to) by the upstream while it sat idle, or too old. The last
+                    # check asks the socket itself: a close that has arrived but that the loop has not
+                    # read yet would otherwise take the request down with it.
                     conn.close()
-                    self._open -= 1  # closed (or written to) by the upstream while it sat idle, or too old
+                    self._open -= 1
                     continue
                 conn.reset()
                 return conn

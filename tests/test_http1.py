@@ -5,6 +5,7 @@ answer, a smuggled second response, an endless head, an endless body, silence, a
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -153,6 +154,16 @@ async def test_an_upstream_that_closes_an_idle_connection_gets_a_new_one(client:
         assert await _get(client, server.url) == (200, b"{}")
         await asyncio.sleep(0.05)  # the close arrives while the connection sits idle
     assert server.connections == 3
+
+
+async def test_a_close_the_loop_has_not_read_yet_is_seen_before_reuse(client: Http1Client) -> None:
+    # The upstream closes the idle connection; the close has reached the socket but the event loop
+    # has not run since (time.sleep holds it): the pooled connection must still not be reused.
+    server = await _serve(Server(lambda n: OK, close_after=True))
+    assert await _get(client, server.url) == (200, b"{}")
+    time.sleep(0.2)  # blocking on purpose: the loop must not see the close first
+    assert await _get(client, server.url) == (200, b"{}")
+    assert server.connections == 2
 
 
 async def test_malformed_or_endless_heads_are_refused(client: Http1Client) -> None:
