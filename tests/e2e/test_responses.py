@@ -152,12 +152,17 @@ def test_retrieved_response_is_judged_too(keyed: ProxyHandle, other_replica: Pro
         assert "withheld" in retrieved.output_text
 
 
+def _queued_poisoned_turn(client: openai.OpenAI) -> Any:
+    """A background turn (queued upstream) whose tool result asks for a call the user never did."""
+    first = client.responses.create(model="sim-gpt", tools=TOOLS, input="Please call read_inbox.")
+    return client.responses.create(model="sim-gpt", tools=TOOLS, previous_response_id=first.id, background=True,
+                                   input=[{"type": "function_call_output", "call_id": first.output[0].call_id,
+                                           "output": POISON}])
+
+
 def test_background_and_stream_resume_are_judged(keyed: ProxyHandle) -> None:
     client = mailer(keyed)
-    first = client.responses.create(model="sim-gpt", tools=TOOLS, input="Please call read_inbox.")
-    queued = client.responses.create(model="sim-gpt", tools=TOOLS, previous_response_id=first.id, background=True,
-                                     input=[{"type": "function_call_output", "call_id": first.output[0].call_id,
-                                             "output": POISON}])
+    queued = _queued_poisoned_turn(client)
     assert queued.status == "queued"
     resumed = httpx.get(f"{keyed.url}/responses/{queued.id}", params={"stream": "true"},
                         headers={"Authorization": "Bearer mailer-key"})
@@ -174,10 +179,7 @@ def test_a_response_id_smuggling_a_query_or_path_reaches_the_upstream_as_one_seg
     # ask the upstream for a raw stream the proxy relays without judging (the proxy strips `stream`
     # from the query for exactly that reason); "%2F..%2F" would reach another route.
     client = mailer(keyed)
-    first = client.responses.create(model="sim-gpt", tools=TOOLS, input="Please call read_inbox.")
-    queued = client.responses.create(model="sim-gpt", tools=TOOLS, previous_response_id=first.id, background=True,
-                                     input=[{"type": "function_call_output", "call_id": first.output[0].call_id,
-                                             "output": POISON}])
+    queued = _queued_poisoned_turn(client)
     auth = {"Authorization": "Bearer mailer-key"}
     for smuggled in (f"{queued.id}%3Fstream%3Dtrue", f"{queued.id}%23", f"x%2F..%2F{queued.id}"):
         got = httpx.get(f"{keyed.url}/responses/{smuggled}", headers=auth)
